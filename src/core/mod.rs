@@ -1,0 +1,2 @@
+//! The library's core.
+pub mod mcp;

@@ -1,0 +1,2 @@
+//! litellm-rs: an MCP gateway.
+pub mod core;

@@ -1,0 +1,2 @@
+//! The `litellm-mcp` binary.
+fn main() {}
