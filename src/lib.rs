@@ -1,2 +1,12 @@
 //! litellm-rs: an MCP gateway.
+//!
+//! A library that connects to many MCP (Model Context Protocol) servers, discovers and
+//! caches their tools, validates arguments and calls tools, with upstream
+//! authentication and permissions per API key, team and organisation; and a service,
+//! the `litellm-mcp` binary, built on it.
+//!
+//! # Layout
+//! - [`core::mcp`]: the library (the upstream side), as the project's seed document
+//!   describes it.
+
 pub mod core;

@@ -1,2 +1,2 @@
-//! The library's core.
+//! The core of litellm-rs. Today it holds the MCP library, [`mcp`].
 pub mod mcp;

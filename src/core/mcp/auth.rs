@@ -1,0 +1,325 @@
+//! Upstream credentials on the wire: the headers that [`AuthConfig`] and
+//! `static_headers` put on every request to one server, and the OAuth 2.0
+//! client-credentials token cache.
+//!
+//! Owns token fetching and caching. A token is cached until shortly before it expires;
+//! concurrent callers share one fetch (the fetch runs under an async mutex and callers
+//! that waited re-read the cache); after a 401 the transport calls
+//! [`UpstreamAuth::invalidate`] with the token it used, and the next
+//! [`UpstreamAuth::headers`] fetches a fresh one once.
+//!
+//! Every header value built from a credential is marked sensitive, so `reqwest` and
+//! `http` never print it.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+
+use super::config::{AuthConfig, Secret};
+use super::error::{McpError, McpResult};
+
+/// Tokens are refreshed this long before they expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// Lifetime assumed for a token whose response has no `expires_in`.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// The most of a token response we read.
+const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// The credentials of one upstream server, ready to put on requests.
+pub(crate) struct UpstreamAuth {
+    server_name: String,
+    auth: Option<AuthConfig>,
+    static_headers: HeaderMap,
+    http: reqwest::Client,
+    /// The cached OAuth token; the async mutex makes concurrent callers share a fetch.
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+impl std::fmt::Debug for UpstreamAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamAuth")
+            .field("server_name", &self.server_name)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamAuth {
+    /// Prepares the credentials of a server.
+    ///
+    /// # Errors
+    /// [`McpError::InvalidConfig`] when a static header's name or value is not valid
+    /// in HTTP.
+    pub(crate) fn new(
+        server_name: &str,
+        auth: Option<AuthConfig>,
+        static_headers: &std::collections::HashMap<String, String>,
+        http: reqwest::Client,
+    ) -> McpResult<Self> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in static_headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                McpError::config(format!("server '{server_name}': invalid header name '{name}'"))
+            })?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                McpError::config(format!(
+                    "server '{server_name}': invalid value for header '{name}'"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        if let Some(AuthConfig::ApiKey { header, .. }) = &auth {
+            HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                McpError::config(format!(
+                    "server '{server_name}': invalid API key header name '{header}'"
+                ))
+            })?;
+        }
+        Ok(UpstreamAuth {
+            server_name: server_name.to_string(),
+            auth,
+            static_headers: headers,
+            http,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Whether a 401 is worth one retry with fresh credentials (only OAuth tokens can
+    /// be refreshed).
+    pub(crate) fn can_refresh(&self) -> bool {
+        matches!(self.auth, Some(AuthConfig::OAuth2 { .. }))
+    }
+
+    /// The headers for the next request: static headers, then the credential.
+    ///
+    /// # Errors
+    /// [`McpError::AuthenticationError`] when an OAuth token cannot be obtained.
+    pub(crate) async fn headers(&self) -> McpResult<HeaderMap> {
+        let mut headers = self.static_headers.clone();
+        match &self.auth {
+            None => {}
+            Some(AuthConfig::Bearer { token }) => {
+                headers.insert(AUTHORIZATION, bearer_value(token)?);
+            }
+            Some(AuthConfig::ApiKey { key, header }) => {
+                let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    self.auth_error("the API key header name is invalid".to_string())
+                })?;
+                headers.insert(name, sensitive(key.expose())?);
+            }
+            Some(AuthConfig::Basic { username, password }) => {
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()));
+                headers.insert(AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?);
+            }
+            Some(AuthConfig::OAuth2 { .. }) => {
+                let token = self.oauth_token().await?;
+                headers.insert(AUTHORIZATION, bearer_value(&token)?);
+            }
+        }
+        Ok(headers)
+    }
+
+    /// Forgets the cached OAuth token if it is still `used` (a 401 answered it), so the
+    /// next [`UpstreamAuth::headers`] fetches a new one. A token another caller already
+    /// replaced is kept.
+    pub(crate) async fn invalidate(&self, used: &HeaderMap) {
+        let mut cached = self.token.lock().await;
+        let stale = match (&*cached, used.get(AUTHORIZATION)) {
+            (Some(current), Some(sent)) => {
+                sent.as_bytes() == format!("Bearer {}", current.token.expose()).as_bytes()
+            }
+            _ => true,
+        };
+        if stale {
+            *cached = None;
+        }
+    }
+
+    async fn oauth_token(&self) -> McpResult<Secret> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            return Ok(token.token.clone());
+        }
+        let fresh = self.fetch_token().await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    async fn fetch_token(&self) -> McpResult<CachedToken> {
+        let Some(AuthConfig::OAuth2 {
+            client_id,
+            client_secret,
+            token_url,
+            scopes,
+        }) = &self.auth
+        else {
+            return Err(self.auth_error("no OAuth configuration".to_string()));
+        };
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        let scope = scopes.join(" ");
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| {
+                self.auth_error(format!("the OAuth token endpoint could not be reached: {}", without_url(&e)))
+            })?;
+        let status = response.status();
+        let bytes = read_capped(response, MAX_TOKEN_RESPONSE)
+            .await
+            .map_err(|m| self.auth_error(format!("reading the OAuth token response: {m}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+            self.auth_error(format!(
+                "the OAuth token endpoint answered {status} with a body that is not JSON"
+            ))
+        })?;
+        if !status.is_success() {
+            let error = value.get("error").and_then(|v| v.as_str()).unwrap_or("unknown");
+            return Err(self.auth_error(format!(
+                "the OAuth token endpoint refused the client credentials ({status}, error '{error}')"
+            )));
+        }
+        let token = value
+            .get("access_token")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| self.auth_error("the OAuth token response has no access_token".to_string()))?;
+        let lifetime = value
+            .get("expires_in")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let margin = EXPIRY_MARGIN.min(lifetime / 10);
+        tracing::debug!(server = %self.server_name, lifetime_s = lifetime.as_secs(), "fetched an OAuth token");
+        Ok(CachedToken {
+            token: Secret::new(token),
+            refresh_at: started + lifetime.saturating_sub(margin),
+        })
+    }
+
+    pub(crate) fn auth_error(&self, message: String) -> McpError {
+        McpError::AuthenticationError {
+            server_name: self.server_name.clone(),
+            message,
+        }
+    }
+}
+
+fn bearer_value(token: &Secret) -> McpResult<HeaderValue> {
+    sensitive(&format!("Bearer {}", token.expose()))
+}
+
+fn sensitive(value: &str) -> McpResult<HeaderValue> {
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| McpError::config("a credential contains characters not allowed in HTTP headers"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `application/x-www-form-urlencoded` encoding of one key or value.
+fn form_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// A reqwest error's text without its URL (URLs may carry credentials in queries).
+pub(crate) fn without_url(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    if let Some(url) = error.url() {
+        message = message.replace(url.as_str(), "<url>");
+    }
+    if error.is_connect() {
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            let text = inner.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = inner.source();
+        }
+    }
+    message
+}
+
+/// Reads a response body up to `cap` bytes.
+///
+/// # Errors
+/// A description when the body is larger than `cap` or the stream fails.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| without_url(&e))? {
+        if body.len() + chunk.len() > cap {
+            return Err(format!("the body is larger than {cap} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn builds_each_kind_of_header() {
+        let http = reqwest::Client::new();
+        let mut statics = std::collections::HashMap::new();
+        statics.insert("X-Team".to_string(), "blue".to_string());
+        let cases = [
+            (AuthConfig::bearer("t0k"), "authorization", "Bearer t0k"),
+            (AuthConfig::api_key("k3y"), "x-api-key", "k3y"),
+            (
+                AuthConfig::api_key_in_header("k3y", "X-Custom-Key"),
+                "x-custom-key",
+                "k3y",
+            ),
+            (
+                AuthConfig::basic("user", "pass"),
+                "authorization",
+                "Basic dXNlcjpwYXNz",
+            ),
+        ];
+        for (auth, header, expected) in cases {
+            let upstream = UpstreamAuth::new("s", Some(auth), &statics, http.clone()).unwrap();
+            let headers = upstream.headers().await.unwrap();
+            assert_eq!(headers[header], expected);
+            assert!(headers[header].is_sensitive());
+            assert_eq!(headers["x-team"], "blue");
+            assert!(!format!("{headers:?}").contains(expected));
+        }
+    }
+
+    #[test]
+    fn bad_static_headers_are_config_errors() {
+        let mut statics = std::collections::HashMap::new();
+        statics.insert("Bad Header".to_string(), "x".to_string());
+        let err = UpstreamAuth::new("s", None, &statics, reqwest::Client::new()).unwrap_err();
+        assert!(err.to_string().contains("invalid header name"), "{err}");
+    }
+}

@@ -1,0 +1,919 @@
+//! [`McpServer`]: the gateway's side of one upstream MCP server.
+//!
+//! Owns the one shared session with the server (connected lazily, on first use, by one
+//! caller while the others wait), its protocol handshake and the era detection,
+//! reconnection with capped exponential backoff after a failure (a crashed stdio process
+//! is restarted this way), re-initialization when the server forgot the session, retries
+//! of transient failures, request timeouts, and the tool cache.
+//!
+//! It knows nothing of aliases, names across servers or permissions: that is the
+//! gateway's.
+
+mod session;
+mod tool_cache;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use session::ServerNotification;
+pub use tool_cache::ToolSnapshot;
+
+use self::session::{Dispatcher, Negotiation, RequestError, RequestExtras, Session};
+use self::tool_cache::ToolCache;
+use super::auth::UpstreamAuth;
+use super::config::{McpServerConfig, Transport};
+use super::error::{McpError, McpResult};
+use super::protocol;
+use super::tools::{Tool, ToolResult};
+use super::transport::{ConnectParams, Connection, Limits, Negotiated};
+
+/// Capped exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The pause before the first retry (before jitter).
+    pub base_delay: Duration,
+    /// The longest pause.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `attempt` (1 = the first retry): a random time up
+    /// to `min(max_delay, base_delay · 2^(attempt-1))`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
+    }
+}
+
+/// Options every server of a gateway shares.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long a tool list stays cached when the server gives no `ttlMs`.
+    pub tool_cache_ttl: Duration,
+    /// Retries of transient failures, and reconnection backoff.
+    pub retry: RetryPolicy,
+    /// The largest message accepted from a server.
+    pub max_message_bytes: usize,
+    /// `clientInfo` sent in the handshake.
+    pub client_name: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            tool_cache_ttl: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            max_message_bytes: 16 * 1024 * 1024,
+            client_name: "litellm-rs".to_string(),
+        }
+    }
+}
+
+/// Options of one tool call.
+#[derive(Debug, Default)]
+pub struct CallOptions {
+    /// Receives the params of each `notifications/progress` the server sends for this
+    /// call (their `progressToken` is the gateway's own).
+    pub progress: Option<mpsc::UnboundedSender<Value>>,
+    /// Overrides the server's timeout for this call.
+    pub timeout: Option<Duration>,
+    /// Extra `_meta` entries to send with the call.
+    pub meta: Option<Map<String, Value>>,
+}
+
+/// The state of a server's connection, for listings and health checks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ServerState {
+    /// Not contacted yet, or closed.
+    Idle,
+    /// Connected; the protocol revision in use.
+    Connected {
+        /// The negotiated protocol version.
+        protocol_version: String,
+    },
+    /// The last attempt failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// `enabled: false`.
+    Disabled,
+}
+
+/// What the era probe remembered about a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    Unknown,
+    Sessions,
+    Stateless,
+}
+
+/// One upstream MCP server. Cheap to clone: clones share the connection and the cache.
+#[derive(Clone)]
+pub struct McpServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("name", &self.inner.config.name)
+            .field("transport", &self.inner.config.transport)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+struct Inner {
+    config: McpServerConfig,
+    options: ServerOptions,
+    http: reqwest::Client,
+    auth: Arc<UpstreamAuth>,
+    /// The live session; replaced when it dies.
+    session: RwLock<Option<Arc<Session>>>,
+    /// Serializes connecting, and holds the reconnection backoff.
+    connect: tokio::sync::Mutex<Backoff>,
+    era: Mutex<Era>,
+    last_error: Mutex<Option<String>>,
+    tools: Arc<ToolCache>,
+    notifications: broadcast::Sender<ServerNotification>,
+    next_id: AtomicU64,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl McpServer {
+    /// Prepares a server; nothing is contacted until the first request.
+    ///
+    /// # Errors
+    /// [`McpError::InvalidConfig`] for an invalid configuration.
+    pub fn new(
+        config: McpServerConfig,
+        http: reqwest::Client,
+        options: ServerOptions,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> McpResult<Self> {
+        config.validate()?;
+        let auth = UpstreamAuth::new(
+            &config.name,
+            config.auth.clone(),
+            if config.transport == Transport::Stdio {
+                &EMPTY_HEADERS
+            } else {
+                &config.static_headers
+            },
+            http.clone(),
+        )?;
+        let (notifications, _) = broadcast::channel(64);
+        Ok(McpServer {
+            inner: Arc::new(Inner {
+                tools: Arc::new(ToolCache::new(options.tool_cache_ttl)),
+                config,
+                options,
+                http,
+                auth: Arc::new(auth),
+                session: RwLock::new(None),
+                connect: tokio::sync::Mutex::new(Backoff::default()),
+                era: Mutex::new(Era::Unknown),
+                last_error: Mutex::new(None),
+                notifications,
+                next_id: AtomicU64::new(1),
+                tasks,
+                cancel,
+            }),
+        })
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &McpServerConfig {
+        &self.inner.config
+    }
+
+    /// Whether the server is enabled.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.config.enabled
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> ServerState {
+        if !self.inner.config.enabled {
+            return ServerState::Disabled;
+        }
+        if let Some(session) = self.live_session() {
+            if let Some(n) = session.negotiation.get() {
+                return ServerState::Connected {
+                    protocol_version: n.protocol_version.clone(),
+                };
+            }
+        }
+        match self.inner.last_error.lock().ok().and_then(|e| e.clone()) {
+            Some(error) => ServerState::Failed { error },
+            None => ServerState::Idle,
+        }
+    }
+
+    /// The negotiated protocol version, once connected.
+    pub fn protocol_version(&self) -> Option<String> {
+        self.negotiation().map(|n| n.protocol_version)
+    }
+
+    /// The server's capabilities, once connected.
+    pub fn capabilities(&self) -> Option<Value> {
+        self.negotiation().map(|n| n.capabilities)
+    }
+
+    /// The server's `serverInfo`, once connected.
+    pub fn server_info(&self) -> Option<Value> {
+        self.negotiation().map(|n| n.server_info)
+    }
+
+    /// Notifications the server sends outside calls (`list_changed`, log messages).
+    pub fn notifications(&self) -> broadcast::Receiver<ServerNotification> {
+        self.inner.notifications.subscribe()
+    }
+
+    /// Connects now instead of on first use.
+    ///
+    /// # Errors
+    /// Why the connection or the handshake failed.
+    pub async fn connect(&self) -> McpResult<()> {
+        self.ensure_enabled()?;
+        let deadline = self.deadline(None);
+        self.session(deadline).await.map(|_| ())
+    }
+
+    /// Sends `ping` and waits for the answer.
+    ///
+    /// # Errors
+    /// Why the server could not be reached.
+    pub async fn ping(&self) -> McpResult<()> {
+        self.request(protocol::METHOD_PING, None).await.map(|_| ())
+    }
+
+    /// The server's tools: from the cache while it is fresh, else fetched (every page).
+    ///
+    /// # Errors
+    /// Why the list could not be fetched.
+    pub async fn list_tools(&self) -> McpResult<Arc<ToolSnapshot>> {
+        self.ensure_enabled()?;
+        if let Some(snapshot) = self.inner.tools.fresh() {
+            return Ok(snapshot);
+        }
+        let _leader = self.inner.tools.refresh.lock().await;
+        if let Some(snapshot) = self.inner.tools.fresh() {
+            return Ok(snapshot);
+        }
+        let generation = self.inner.tools.generation();
+        let (tools, ttl) = self.fetch_all_tools().await?;
+        Ok(self.inner.tools.store(tools, generation, ttl))
+    }
+
+    /// The cached tool list, fresh or stale, without contacting the server.
+    pub fn cached_tools(&self) -> Option<Arc<ToolSnapshot>> {
+        self.inner.tools.any()
+    }
+
+    /// Drops the cached tool list.
+    pub fn invalidate_tools(&self) {
+        self.inner.tools.invalidate();
+    }
+
+    /// Calls a tool after checking its arguments against its `inputSchema`.
+    ///
+    /// # Errors
+    /// [`McpError::ToolNotFound`], [`McpError::InvalidArguments`] (nothing sent),
+    /// [`McpError::ToolExecutionError`] for a JSON-RPC error, or the transport's error.
+    pub async fn call_tool(&self, tool: &str, arguments: Value) -> McpResult<ToolResult> {
+        self.call_tool_with(tool, arguments, CallOptions::default())
+            .await
+    }
+
+    /// [`McpServer::call_tool`] with progress routing, a timeout or `_meta`.
+    ///
+    /// # Errors
+    /// As [`McpServer::call_tool`].
+    pub async fn call_tool_with(
+        &self,
+        tool: &str,
+        arguments: Value,
+        options: CallOptions,
+    ) -> McpResult<ToolResult> {
+        let deadline = self.deadline(options.timeout);
+        let snapshot = self.list_tools().await?;
+        let snapshot = match snapshot.get(tool) {
+            Some(_) => snapshot,
+            // The server may have added the tool without telling us: look once more,
+            // unless the list is brand new.
+            None if snapshot.fetched_at().elapsed() > Duration::from_secs(1) => {
+                self.invalidate_tools();
+                self.list_tools().await?
+            }
+            None => snapshot,
+        };
+        let Some(validator) = snapshot.validator(tool) else {
+            return Err(McpError::ToolNotFound {
+                server_name: self.name().to_string(),
+                tool_name: tool.to_string(),
+            });
+        };
+        validator
+            .validate(&arguments)
+            .map_err(|e| McpError::InvalidArguments {
+                server_name: self.name().to_string(),
+                tool_name: tool.to_string(),
+                field: e.field,
+                message: e.message,
+            })?;
+        let mut params = Map::new();
+        params.insert("name".into(), Value::from(tool));
+        params.insert("arguments".into(), arguments);
+        if let Some(meta) = options.meta {
+            params.insert("_meta".into(), Value::Object(meta));
+        }
+        let extras = Extras {
+            name: Some(tool),
+            progress: options.progress,
+            idempotent: false,
+        };
+        match self
+            .request_inner(protocol::METHOD_TOOLS_CALL, Some(Value::Object(params)), extras, deadline)
+            .await
+        {
+            Ok(result) => Ok(ToolResult::from_value(result)),
+            Err(McpError::Rpc { code, message, data, .. }) => Err(McpError::ToolExecutionError {
+                server_name: self.name().to_string(),
+                tool_name: tool.to_string(),
+                message,
+                code: Some(code),
+                data,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sends any request (`resources/list`, `prompts/get`, …) and returns its result.
+    /// Idempotent methods are retried on transient failures; `tools/call` should go
+    /// through [`McpServer::call_tool`].
+    ///
+    /// # Errors
+    /// [`McpError::Rpc`] for a JSON-RPC error, or the transport's error.
+    pub async fn request(&self, method: &str, params: Option<Value>) -> McpResult<Value> {
+        self.ensure_enabled()?;
+        let deadline = self.deadline(None);
+        let name: Option<String> = params
+            .as_ref()
+            .and_then(|p| p.get("name").or_else(|| p.get("uri")))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let extras = Extras {
+            name: name.as_deref(),
+            progress: None,
+            idempotent: method != protocol::METHOD_TOOLS_CALL,
+        };
+        self.request_inner(method, params, extras, deadline).await
+    }
+
+    /// Closes the session (DELETE, close frame, or stopping the process).
+    pub async fn close(&self) {
+        let session = self.inner.session.write().ok().and_then(|mut s| s.take());
+        if let Some(session) = session {
+            session.close().await;
+        }
+    }
+
+    fn ensure_enabled(&self) -> McpResult<()> {
+        if self.inner.config.enabled {
+            Ok(())
+        } else {
+            Err(McpError::ServerDisabled {
+                server_name: self.name().to_string(),
+            })
+        }
+    }
+
+    fn deadline(&self, timeout: Option<Duration>) -> Instant {
+        Instant::now() + timeout.unwrap_or(Duration::from_millis(self.inner.config.timeout_ms))
+    }
+
+    fn timeout_error(&self, method: &str) -> McpError {
+        McpError::Timeout {
+            server_name: self.name().to_string(),
+            method: method.to_string(),
+            timeout_ms: self.inner.config.timeout_ms,
+        }
+    }
+
+    fn negotiation(&self) -> Option<Negotiation> {
+        self.live_session()?.negotiation.get().cloned()
+    }
+
+    fn live_session(&self) -> Option<Arc<Session>> {
+        self.inner
+            .session
+            .read()
+            .ok()?
+            .as_ref()
+            .filter(|s| s.is_alive())
+            .cloned()
+    }
+
+    async fn fetch_all_tools(&self) -> McpResult<(Vec<Tool>, Option<Duration>)> {
+        const MAX_PAGES: usize = 1000;
+        let deadline = self.deadline(None);
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut ttl = None;
+        for _ in 0..MAX_PAGES {
+            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let extras = Extras {
+                name: None,
+                progress: None,
+                idempotent: true,
+            };
+            let page = self
+                .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
+                .await?;
+            let items = page
+                .get("tools")
+                .and_then(Value::as_array)
+                .ok_or_else(|| McpError::Protocol {
+                    server_name: self.name().to_string(),
+                    message: "tools/list result has no 'tools' array".to_string(),
+                })?;
+            for item in items {
+                match serde_json::from_value::<Tool>(item.clone()) {
+                    Ok(tool) => tools.push(tool),
+                    Err(error) => {
+                        tracing::warn!(server = %self.name(), %error, "skipped a tool that does not parse")
+                    }
+                }
+            }
+            if let Some(ms) = page.get("ttlMs").and_then(Value::as_u64) {
+                ttl = Some(Duration::from_millis(ms));
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    if cursor.as_deref() == Some(next) {
+                        return Err(McpError::Protocol {
+                            server_name: self.name().to_string(),
+                            message: "tools/list returned the same cursor twice".to_string(),
+                        });
+                    }
+                    cursor = Some(next.to_string());
+                }
+                _ => return Ok((tools, ttl)),
+            }
+        }
+        Err(McpError::Protocol {
+            server_name: self.name().to_string(),
+            message: format!("tools/list has more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Sends a request with the whole policy: a deadline over everything, a new session
+    /// when the server forgot ours (once), and retries of transient failures where safe.
+    async fn request_inner(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        extras: Extras<'_>,
+        deadline: Instant,
+    ) -> McpResult<Value> {
+        let retry = self.inner.options.retry;
+        let mut attempt = 1;
+        let mut renewed = false;
+        loop {
+            let outcome =
+                tokio::time::timeout_at(deadline, self.attempt(method, params.clone(), &extras, deadline))
+                    .await
+                    .unwrap_or_else(|_| Err(Attempt::Failed(self.timeout_error(method))));
+            let error = match outcome {
+                Ok(value) => return Ok(value),
+                Err(Attempt::SessionExpired) if !renewed => {
+                    renewed = true;
+                    tracing::info!(server = %self.name(), "the server forgot our session; initializing a new one");
+                    continue;
+                }
+                Err(Attempt::SessionExpired) => McpError::Transport {
+                    server_name: self.name().to_string(),
+                    message: "the server keeps forgetting the session".to_string(),
+                    maybe_delivered: true,
+                },
+                Err(Attempt::Failed(error)) => error,
+            };
+            let retryable = matches!(error, McpError::Transport { .. })
+                && (extras.idempotent || error.certainly_not_delivered());
+            if !retryable || attempt >= retry.max_attempts {
+                return Err(error);
+            }
+            let pause = retry.delay(attempt);
+            if Instant::now() + pause >= deadline {
+                return Err(error);
+            }
+            tracing::debug!(server = %self.name(), %method, attempt, error = %error, "retrying after a transient failure");
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        extras: &Extras<'_>,
+        deadline: Instant,
+    ) -> Result<Value, Attempt> {
+        let session = self.session(deadline).await.map_err(Attempt::Failed)?;
+        let params = self.with_era_meta(&session, params);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let request_extras = RequestExtras {
+            name: extras.name,
+            progress: extras.progress.clone(),
+            cancellable: true,
+        };
+        match session.request(id, method, params, request_extras).await {
+            Ok(value) => Ok(value),
+            Err(RequestError::Rpc(e)) => Err(Attempt::Failed(McpError::Rpc {
+                server_name: self.name().to_string(),
+                method: method.to_string(),
+                code: e.code,
+                message: e.message,
+                data: e.data,
+            })),
+            Err(RequestError::SessionExpired) => {
+                self.drop_session(&session);
+                Err(Attempt::SessionExpired)
+            }
+            Err(RequestError::Failed(error)) => {
+                if !session.is_alive() {
+                    self.drop_session(&session);
+                }
+                Err(Attempt::Failed(error))
+            }
+        }
+    }
+
+    /// Adds the per-request `_meta` of the stateless revision.
+    fn with_era_meta(&self, session: &Session, params: Option<Value>) -> Option<Value> {
+        let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
+        if !stateless {
+            return params;
+        }
+        let mut map = match params {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        for (key, value) in stateless_meta(&self.inner.options.client_name) {
+            session::with_meta(&mut map, key, value);
+        }
+        Some(Value::Object(map))
+    }
+
+    fn drop_session(&self, dead: &Arc<Session>) {
+        if let Ok(mut slot) = self.inner.session.write() {
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
+                *slot = None;
+            }
+        }
+        let dead = dead.clone();
+        self.inner.tasks.spawn(async move { dead.close().await });
+    }
+
+    /// The live session, connecting (once, for all waiting callers) when there is none.
+    async fn session(&self, deadline: Instant) -> McpResult<Arc<Session>> {
+        if let Some(session) = self.live_session() {
+            return Ok(session);
+        }
+        let mut backoff = self.inner.connect.lock().await;
+        if let Some(session) = self.live_session() {
+            return Ok(session);
+        }
+        if let Some(retry_at) = backoff.retry_at {
+            if retry_at > deadline {
+                let last = self
+                    .inner
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.clone())
+                    .unwrap_or_default();
+                return Err(McpError::Transport {
+                    server_name: self.name().to_string(),
+                    message: format!(
+                        "reconnecting after {} failures; next attempt in {} ms (last error: {last})",
+                        backoff.failures,
+                        retry_at.saturating_duration_since(Instant::now()).as_millis()
+                    ),
+                    maybe_delivered: false,
+                });
+            }
+            tokio::time::sleep_until(retry_at).await;
+        }
+        match tokio::time::timeout_at(deadline, self.open_session()).await {
+            Ok(Ok(session)) => {
+                *backoff = Backoff::default();
+                if let Ok(mut e) = self.inner.last_error.lock() {
+                    *e = None;
+                }
+                if let Ok(mut slot) = self.inner.session.write() {
+                    *slot = Some(session.clone());
+                }
+                Ok(session)
+            }
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(error)) => error,
+                    _ => self.timeout_error(protocol::METHOD_INITIALIZE),
+                };
+                backoff.failures += 1;
+                backoff.retry_at = Some(Instant::now() + self.inner.options.retry.delay(backoff.failures));
+                if let Ok(mut e) = self.inner.last_error.lock() {
+                    *e = Some(error.to_string());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Opens a connection and runs the handshake of the server's era.
+    async fn open_session(&self) -> McpResult<Arc<Session>> {
+        let cancel = self.inner.cancel.child_token();
+        let dispatcher = Arc::new(Dispatcher::new(
+            self.name(),
+            self.inner.tools.clone(),
+            self.inner.notifications.clone(),
+            self.inner.tasks.clone(),
+        ));
+        let connection = Connection::open(ConnectParams {
+            server_name: self.name(),
+            config: &self.inner.config,
+            http: self.inner.http.clone(),
+            auth: self.inner.auth.clone(),
+            inbound: dispatcher.clone(),
+            tasks: self.inner.tasks.clone(),
+            cancel: cancel.clone(),
+            limits: Limits {
+                max_message_bytes: self.inner.options.max_message_bytes,
+            },
+        })
+        .await?;
+        let session = Session::new(connection, dispatcher, cancel, self.inner.tasks.clone());
+        match self.handshake(&session).await {
+            Ok(negotiation) => {
+                tracing::info!(server = %self.name(), version = %negotiation.protocol_version, "connected");
+                let _ = session.negotiation.set(negotiation);
+                // A new session may see a different tool list.
+                self.inner.tools.invalidate();
+                Ok(session)
+            }
+            Err(error) => {
+                session.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn handshake(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
+        let era = self.inner.era.lock().map(|e| *e).unwrap_or(Era::Unknown);
+        if era != Era::Sessions {
+            match self.discover(session).await {
+                Ok(negotiation) => {
+                    self.remember_era(Era::Stateless);
+                    return Ok(negotiation);
+                }
+                Err(error) if era == Era::Stateless => return Err(error),
+                Err(error) if falls_back_to_initialize(&error) => {
+                    tracing::debug!(server = %self.name(), %error, "no stateless discovery; using initialize");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let negotiation = self.initialize(session).await?;
+        self.remember_era(Era::Sessions);
+        Ok(negotiation)
+    }
+
+    fn remember_era(&self, era: Era) {
+        if let Ok(mut current) = self.inner.era.lock() {
+            *current = era;
+        }
+    }
+
+    async fn handshake_request(
+        &self,
+        session: &Arc<Session>,
+        method: &str,
+        params: Value,
+    ) -> McpResult<Value> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let extras = RequestExtras {
+            name: None,
+            progress: None,
+            cancellable: false,
+        };
+        match session.request(id, method, Some(params), extras).await {
+            Ok(value) => Ok(value),
+            Err(RequestError::Rpc(e)) => Err(McpError::Rpc {
+                server_name: self.name().to_string(),
+                method: method.to_string(),
+                code: e.code,
+                message: e.message,
+                data: e.data,
+            }),
+            Err(RequestError::SessionExpired) => Err(McpError::Protocol {
+                server_name: self.name().to_string(),
+                message: format!("the server rejected '{method}' with 404"),
+            }),
+            Err(RequestError::Failed(error)) => Err(error),
+        }
+    }
+
+    /// The stateless revision's `server/discover`.
+    async fn discover(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
+        let mut params = Map::new();
+        for (key, value) in stateless_meta(&self.inner.options.client_name) {
+            session::with_meta(&mut params, key, value);
+        }
+        session.connection.set_negotiated(Negotiated {
+            protocol_version: Some(protocol::STATELESS_VERSION.to_string()),
+            stateless: true,
+        });
+        let result = self
+            .handshake_request(session, protocol::METHOD_DISCOVER, Value::Object(params))
+            .await;
+        let result = match result {
+            Ok(result) => result,
+            Err(error) => {
+                session.connection.set_negotiated(Negotiated::default());
+                return Err(error);
+            }
+        };
+        let versions: Vec<&str> = result
+            .get("supportedVersions")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !versions.is_empty() && !versions.contains(&protocol::STATELESS_VERSION) {
+            session.connection.set_negotiated(Negotiated::default());
+            return Err(McpError::Rpc {
+                server_name: self.name().to_string(),
+                method: protocol::METHOD_DISCOVER.to_string(),
+                code: protocol::METHOD_NOT_FOUND,
+                message: format!("the server supports only {versions:?}"),
+                data: None,
+            });
+        }
+        Ok(Negotiation {
+            protocol_version: protocol::STATELESS_VERSION.to_string(),
+            stateless: true,
+            capabilities: result.get("capabilities").cloned().unwrap_or(Value::Null),
+            server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
+        })
+    }
+
+    /// `initialize`, version negotiation and `notifications/initialized`.
+    async fn initialize(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
+        let params = json!({
+            "protocolVersion": protocol::LATEST_SESSION_VERSION,
+            "capabilities": {"roots": {"listChanged": false}},
+            "clientInfo": {"name": self.inner.options.client_name, "version": env!("CARGO_PKG_VERSION")},
+        });
+        let result = self
+            .handshake_request(session, protocol::METHOD_INITIALIZE, params)
+            .await?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !protocol::is_supported_session_version(&version) {
+            return Err(McpError::Protocol {
+                server_name: self.name().to_string(),
+                message: format!("the server chose protocol version '{version}', which this client does not support"),
+            });
+        }
+        session.connection.set_negotiated(Negotiated {
+            protocol_version: Some(version.clone()),
+            stateless: false,
+        });
+        session
+            .notify(protocol::NOTIFICATION_INITIALIZED, None)
+            .await
+            .map_err(|e| match e {
+                super::transport::SendError::Failed(error) => error,
+                super::transport::SendError::SessionExpired => McpError::Protocol {
+                    server_name: self.name().to_string(),
+                    message: "the server forgot the session right after initialize".to_string(),
+                },
+            })?;
+        session.connection.start_listening();
+        Ok(Negotiation {
+            protocol_version: version,
+            stateless: false,
+            capabilities: result.get("capabilities").cloned().unwrap_or(Value::Null),
+            server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// Whether a failed `server/discover` means "this server predates the stateless
+/// revision; use `initialize`".
+fn falls_back_to_initialize(error: &McpError) -> bool {
+    match error {
+        McpError::Rpc { .. } | McpError::Protocol { .. } => true,
+        McpError::Transport { message, .. } => {
+            message.contains("HTTP 400") || message.contains("HTTP 404") || message.contains("HTTP 405")
+        }
+        _ => false,
+    }
+}
+
+/// The `_meta` entries every request of the stateless revision carries.
+fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
+    [
+        (
+            "io.modelcontextprotocol/protocolVersion",
+            Value::from(protocol::STATELESS_VERSION),
+        ),
+        (
+            "io.modelcontextprotocol/clientCapabilities",
+            json!({}),
+        ),
+        (
+            "io.modelcontextprotocol/clientInfo",
+            json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),
+        ),
+    ]
+}
+
+static EMPTY_HEADERS: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+    std::sync::LazyLock::new(std::collections::HashMap::new);
+
+/// How one attempt failed.
+enum Attempt {
+    SessionExpired,
+    Failed(McpError),
+}
+
+/// Per-request options of [`McpServer::request_inner`].
+struct Extras<'a> {
+    name: Option<&'a str>,
+    progress: Option<mpsc::UnboundedSender<Value>>,
+    idempotent: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+        };
+        for _ in 0..50 {
+            let first = policy.delay(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let late = policy.delay(10);
+            assert!(late >= Duration::from_millis(200) && late <= Duration::from_millis(400));
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! One live session with an upstream server: a [`Connection`], the [`Dispatcher`] that
+//! correlates JSON-RPC responses with waiting callers, and what the handshake
+//! negotiated.
+//!
+//! Owns request/response correlation, progress routing, answers to the server's own
+//! requests (`ping`, `roots/list`), and cancellation: a request whose caller stops
+//! waiting (timeout, or the future was dropped) is removed from the pending map and a
+//! `notifications/cancelled` goes upstream. It does not reconnect; the server layer
+//! replaces a session whose dispatcher reports it closed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::tool_cache::ToolCache;
+use crate::core::mcp::error::McpError;
+use crate::core::mcp::protocol::{self, Incoming, RpcError};
+use crate::core::mcp::transport::{Connection, Inbound, Outgoing, SendError};
+
+/// A notification the server sent outside any call (e.g. `notifications/tools/list_changed`),
+/// as subscribers of [`super::McpServer::notifications`] receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerNotification {
+    /// The server that sent it.
+    pub server_name: String,
+    /// The method.
+    pub method: String,
+    /// The params.
+    pub params: Value,
+}
+
+/// How a request on a session failed.
+#[derive(Debug)]
+pub(crate) enum RequestError {
+    /// The server answered with a JSON-RPC error.
+    Rpc(RpcError),
+    /// The session is gone (the server forgot it, the process died, the stream dropped).
+    SessionExpired,
+    /// Anything else.
+    Failed(McpError),
+}
+
+type Reply = Result<Value, RpcError>;
+
+/// Correlates what a transport receives with the requests waiting for it.
+pub(crate) struct Dispatcher {
+    server_name: String,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    progress: Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>,
+    closed: Mutex<Option<String>>,
+    is_closed: AtomicBool,
+    tools: Arc<ToolCache>,
+    notifications: broadcast::Sender<ServerNotification>,
+    /// The session, to answer the server's requests; set once the session exists.
+    session: OnceLock<Weak<Session>>,
+    tasks: TaskTracker,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        server_name: &str,
+        tools: Arc<ToolCache>,
+        notifications: broadcast::Sender<ServerNotification>,
+        tasks: TaskTracker,
+    ) -> Self {
+        Dispatcher {
+            server_name: server_name.to_string(),
+            pending: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+            closed: Mutex::new(None),
+            is_closed: AtomicBool::new(false),
+            tools,
+            notifications,
+            session: OnceLock::new(),
+            tasks,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
+    }
+
+    fn closed_reason(&self) -> String {
+        self.closed
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "the connection closed".to_string())
+    }
+
+    fn answer_server_request(&self, id: Value, method: &str) {
+        let response = match method {
+            protocol::METHOD_PING => protocol::response(id, json!({})),
+            "roots/list" => protocol::response(id, json!({"roots": []})),
+            other => protocol::error_response(
+                id,
+                protocol::METHOD_NOT_FOUND,
+                &format!("this client does not support '{other}'"),
+            ),
+        };
+        let Some(session) = self.session.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        self.tasks.spawn(async move {
+            let outgoing = Outgoing {
+                message: &response,
+                method: "",
+                name: None,
+                awaiting: None,
+            };
+            let _ = session.connection.send(outgoing).await;
+        });
+    }
+}
+
+impl Inbound for Dispatcher {
+    fn deliver(&self, message: Incoming, _origin: Option<u64>) {
+        match message {
+            Incoming::Response { id, outcome } => {
+                let waiter = protocol::our_id(&id)
+                    .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(outcome);
+                    }
+                    None => {
+                        tracing::debug!(server = %self.server_name, %id, "dropped a response nobody waits for")
+                    }
+                }
+            }
+            Incoming::Notification { method, params } => match method.as_str() {
+                protocol::NOTIFICATION_PROGRESS => {
+                    let token = params.get("progressToken").and_then(protocol::our_id);
+                    let route = token.and_then(|t| {
+                        self.progress.lock().ok().and_then(|p| p.get(&t).cloned())
+                    });
+                    if let Some(route) = route {
+                        let _ = route.send(params);
+                    }
+                }
+                _ => {
+                    if method == protocol::NOTIFICATION_TOOLS_LIST_CHANGED {
+                        tracing::debug!(server = %self.server_name, "tool list changed");
+                        self.tools.invalidate();
+                    }
+                    let _ = self.notifications.send(ServerNotification {
+                        server_name: self.server_name.clone(),
+                        method,
+                        params,
+                    });
+                }
+            },
+            Incoming::Request { id, method, .. } => self.answer_server_request(id, &method),
+        }
+    }
+
+    fn closed(&self, reason: &str) {
+        if let Ok(mut closed) = self.closed.lock() {
+            if closed.is_none() {
+                *closed = Some(reason.to_string());
+            }
+        }
+        self.is_closed.store(true, Ordering::Release);
+        // Dropping the senders wakes every waiter with "closed".
+        let waiters: Vec<_> = self
+            .pending
+            .lock()
+            .map(|mut p| p.drain().collect())
+            .unwrap_or_default();
+        drop(waiters);
+    }
+}
+
+/// What the handshake established.
+#[derive(Debug, Clone)]
+pub(crate) struct Negotiation {
+    /// The protocol revision in use.
+    pub(crate) protocol_version: String,
+    /// Whether it is the stateless revision.
+    pub(crate) stateless: bool,
+    /// The server's capabilities.
+    pub(crate) capabilities: Value,
+    /// The server's `serverInfo`.
+    pub(crate) server_info: Value,
+}
+
+/// One live session.
+pub(crate) struct Session {
+    pub(crate) connection: Connection,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) negotiation: OnceLock<Negotiation>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// Per-request extras.
+#[derive(Default)]
+pub(crate) struct RequestExtras<'a> {
+    /// The tool/resource/prompt name, for the `Mcp-Name` header.
+    pub(crate) name: Option<&'a str>,
+    /// Where progress notifications of this request go.
+    pub(crate) progress: Option<mpsc::UnboundedSender<Value>>,
+    /// Whether a cancellation may be sent when the caller stops waiting.
+    pub(crate) cancellable: bool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        connection: Connection,
+        dispatcher: Arc<Dispatcher>,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session {
+            connection,
+            dispatcher,
+            negotiation: OnceLock::new(),
+            cancel,
+            tasks,
+        });
+        let _ = session.dispatcher.session.set(Arc::downgrade(&session));
+        session
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.dispatcher.is_closed() && !self.cancel.is_cancelled()
+    }
+
+    /// Sends a request and waits for its response (no timeout here: the caller bounds
+    /// it, and dropping the future cancels the request upstream).
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        id: u64,
+        method: &str,
+        params: Option<Value>,
+        extras: RequestExtras<'_>,
+    ) -> Result<Value, RequestError> {
+        let params = match (params, &extras.progress) {
+            (Some(Value::Object(mut map)), Some(_)) => {
+                with_meta(&mut map, "progressToken", Value::from(id));
+                Some(Value::Object(map))
+            }
+            (None, Some(_)) => {
+                let mut map = Map::new();
+                with_meta(&mut map, "progressToken", Value::from(id));
+                Some(Value::Object(map))
+            }
+            (params, _) => params,
+        };
+        let message = protocol::request(id, method, params);
+        let (tx, rx) = oneshot::channel();
+        {
+            let Ok(mut pending) = self.dispatcher.pending.lock() else {
+                return Err(RequestError::SessionExpired);
+            };
+            if self.dispatcher.is_closed() {
+                return Err(RequestError::SessionExpired);
+            }
+            pending.insert(id, tx);
+        }
+        let mut guard = PendingGuard {
+            session: self,
+            id,
+            cancellable: extras.cancellable,
+            sent: false,
+            done: false,
+            has_progress: extras.progress.is_some(),
+        };
+        if let Some(progress) = extras.progress {
+            if let Ok(mut routes) = self.dispatcher.progress.lock() {
+                routes.insert(id, progress);
+            }
+        }
+        let outgoing = Outgoing {
+            message: &message,
+            method,
+            name: extras.name,
+            awaiting: Some(id),
+        };
+        match self.connection.send(outgoing).await {
+            Ok(()) => guard.sent = true,
+            Err(SendError::SessionExpired) => {
+                guard.done = true;
+                return Err(RequestError::SessionExpired);
+            }
+            Err(SendError::Failed(error)) => {
+                guard.done = true;
+                return Err(RequestError::Failed(error));
+            }
+        }
+        let outcome = rx.await;
+        guard.done = true;
+        match outcome {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(error)) => Err(RequestError::Rpc(error)),
+            Err(_) => Err(RequestError::Failed(McpError::Transport {
+                server_name: self.dispatcher.server_name.clone(),
+                message: self.dispatcher.closed_reason(),
+                maybe_delivered: true,
+            })),
+        }
+    }
+
+    /// Sends a notification.
+    pub(crate) async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), SendError> {
+        let message = protocol::notification(method, params);
+        self.connection
+            .send(Outgoing {
+                message: &message,
+                method,
+                name: None,
+                awaiting: None,
+            })
+            .await
+    }
+
+    /// Closes the connection and waits for it to finish.
+    pub(crate) async fn close(&self) {
+        self.connection.close().await;
+        self.cancel.cancel();
+        self.dispatcher.closed("the session was closed");
+    }
+}
+
+/// Adds `key` to `params._meta`.
+pub(crate) fn with_meta(params: &mut Map<String, Value>, key: &str, value: Value) {
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    if let Value::Object(meta) = meta {
+        meta.insert(key.to_string(), value);
+    }
+}
+
+/// Removes a request's routes when its caller stops waiting, and tells the server to
+/// stop working on it when it was sent and never answered.
+struct PendingGuard<'a> {
+    session: &'a Arc<Session>,
+    id: u64,
+    cancellable: bool,
+    sent: bool,
+    done: bool,
+    has_progress: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let dispatcher = &self.session.dispatcher;
+        if let Ok(mut pending) = dispatcher.pending.lock() {
+            pending.remove(&self.id);
+        }
+        if self.has_progress {
+            if let Ok(mut routes) = dispatcher.progress.lock() {
+                routes.remove(&self.id);
+            }
+        }
+        if self.sent && !self.done && self.cancellable && self.session.is_alive() {
+            let session = self.session.clone();
+            let id = self.id;
+            self.session.tasks.spawn(async move {
+                let params = json!({"requestId": id, "reason": "the caller stopped waiting (timeout or cancellation)"});
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    session.notify(protocol::NOTIFICATION_CANCELLED, Some(params)),
+                )
+                .await;
+            });
+        }
+    }
+}

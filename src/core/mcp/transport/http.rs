@@ -1,0 +1,371 @@
+//! Streamable HTTP (MCP 2025-03-26 and later, and the stateless 2026-07-28 revision):
+//! every message is a POST; a request's reply comes back as JSON or as an SSE stream that
+//! may carry notifications and server requests before the response.
+//!
+//! Owns the HTTP side of a session: the `Mcp-Session-Id` the server assigned (taken from
+//! any response that carries one, sent on every later request), the
+//! `MCP-Protocol-Version` header after the handshake, the `Mcp-Method`/`Mcp-Name`
+//! headers of the stateless revision, the optional GET stream for server-initiated
+//! messages, DELETE on close, and one retry with a fresh OAuth token after a 401.
+//! A 404 on a request that carried a session id is reported as
+//! [`SendError::SessionExpired`]; re-initializing is the session layer's job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::event_stream::SseParser;
+use super::{
+    deliver_text, http_send_error, transport_error, ConnectParams, Inbound, Limits, Negotiated,
+    Outgoing, SendError,
+};
+use crate::core::mcp::auth::{read_capped, UpstreamAuth};
+use crate::core::mcp::error::McpError;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// A streamable HTTP connection.
+pub(crate) struct HttpConnection {
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+    listening: AtomicBool,
+}
+
+/// What the POSTs and the GET stream share.
+struct Shared {
+    server_name: String,
+    url: reqwest::Url,
+    http: reqwest::Client,
+    auth: Arc<UpstreamAuth>,
+    inbound: Arc<dyn Inbound>,
+    limits: Limits,
+    /// The session id the server assigned.
+    session_id: Mutex<Option<HeaderValue>>,
+    /// What the handshake negotiated.
+    negotiated: Mutex<Negotiated>,
+}
+
+impl HttpConnection {
+    /// Prepares a connection; nothing is sent until the first message.
+    ///
+    /// # Errors
+    /// [`McpError::InvalidConfig`] when the URL does not parse.
+    pub(crate) fn new(params: ConnectParams<'_>) -> Result<Self, McpError> {
+        let url = reqwest::Url::parse(&params.config.url).map_err(|e| {
+            McpError::config(format!("server '{}': invalid url: {e}", params.server_name))
+        })?;
+        Ok(HttpConnection {
+            shared: Arc::new(Shared {
+                server_name: params.server_name.to_string(),
+                url,
+                http: params.http,
+                auth: params.auth,
+                inbound: params.inbound,
+                limits: params.limits,
+                session_id: Mutex::new(None),
+                negotiated: Mutex::new(Negotiated::default()),
+            }),
+            tasks: params.tasks,
+            cancel: params.cancel,
+            listening: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn set_negotiated(&self, negotiated: Negotiated) {
+        if let Ok(mut current) = self.shared.negotiated.lock() {
+            *current = negotiated;
+        }
+    }
+
+    /// POSTs one message and reads its reply.
+    pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
+        let shared = &self.shared;
+        let body = bytes::Bytes::from(serde_json::to_vec(outgoing.message).map_err(|e| {
+            transport_error(&shared.server_name, format!("cannot encode: {e}"), false)
+        })?);
+        let response = shared
+            .authorized(|headers| {
+                let mut request = shared
+                    .http
+                    .post(shared.url.clone())
+                    .headers(headers)
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(ACCEPT, ACCEPT_BOTH)
+                    .body(body.clone());
+                if let Ok(negotiated) = shared.negotiated.lock() {
+                    if negotiated.stateless {
+                        request = request.header("Mcp-Method", outgoing.method);
+                        if let Some(name) = outgoing.name {
+                            request = request.header("Mcp-Name", name);
+                        }
+                    }
+                }
+                request
+            })
+            .await?;
+        let status = response.status();
+        let sent_session = shared.session_header().is_some();
+        if status == StatusCode::NOT_FOUND && sent_session {
+            if let Ok(mut session) = shared.session_id.lock() {
+                *session = None;
+            }
+            return Err(SendError::SessionExpired);
+        }
+        if let Some(session) = response.headers().get(SESSION_HEADER) {
+            if let Ok(mut current) = shared.session_id.lock() {
+                if current.as_ref() != Some(session) {
+                    *current = Some(session.clone());
+                }
+            }
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return match outgoing.awaiting {
+                None => Ok(()),
+                Some(_) => Err(transport_error(
+                    &shared.server_name,
+                    format!("the server answered a request with {status} and no body"),
+                    true,
+                )
+                .into()),
+            };
+        }
+        let answered = shared.read_reply(response, outgoing.awaiting).await?;
+        match outgoing.awaiting {
+            Some(_) if !answered && status.is_success() => Err(transport_error(
+                &shared.server_name,
+                "the reply ended before the response arrived",
+                true,
+            )
+            .into()),
+            Some(_) if !answered => Err(transport_error(
+                &shared.server_name,
+                format!("the server answered HTTP {status}"),
+                true,
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens the GET stream for server-initiated messages, once, in the background; a
+    /// server that answers 405 does not offer one.
+    pub(crate) fn start_listening(&self) {
+        if self.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = shared.listen() => {}
+            }
+        });
+    }
+
+    /// Ends the session with DELETE (bounded to 2 s) and stops the GET stream.
+    pub(crate) async fn close(&self) {
+        self.cancel.cancel();
+        let Some(session) = self.shared.session_header() else {
+            return;
+        };
+        let Ok(headers) = self.shared.auth.headers().await else {
+            return;
+        };
+        let request = self
+            .shared
+            .http
+            .delete(self.shared.url.clone())
+            .headers(headers)
+            .header(SESSION_HEADER, session)
+            .timeout(Duration::from_secs(2));
+        if let Err(error) = request.send().await {
+            tracing::debug!(server = %self.shared.server_name, error = %crate::core::mcp::auth::without_url(&error), "DELETE of the session failed");
+        }
+    }
+}
+
+impl Shared {
+    fn session_header(&self) -> Option<HeaderValue> {
+        self.session_id.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Sends a request built by `build` with the current credentials and session
+    /// headers; after a 401, refreshes an OAuth token and sends once more.
+    async fn authorized(
+        &self,
+        build: impl Fn(HeaderMap) -> reqwest::RequestBuilder,
+    ) -> Result<Response, SendError> {
+        let mut may_refresh = self.auth.can_refresh();
+        loop {
+            let mut headers = self.auth.headers().await?;
+            let credentials = headers.clone();
+            if let Some(session) = self.session_header() {
+                headers.insert(SESSION_HEADER, session);
+            }
+            if let Ok(negotiated) = self.negotiated.lock() {
+                if let Some(version) = negotiated
+                    .protocol_version
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                {
+                    headers.insert(VERSION_HEADER, version);
+                }
+            }
+            let response = build(headers)
+                .send()
+                .await
+                .map_err(|e| http_send_error(&self.server_name, &e))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && may_refresh {
+                may_refresh = false;
+                self.auth.invalidate(&credentials).await;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(self
+                    .auth
+                    .auth_error(format!("the server answered HTTP {status}"))
+                    .into());
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Reads a reply body (JSON or SSE) and delivers its messages; returns whether the
+    /// response to `awaiting` was among them. Stops reading an SSE reply as soon as it
+    /// was.
+    async fn read_reply(
+        &self,
+        mut response: Response,
+        awaiting: Option<u64>,
+    ) -> Result<bool, SendError> {
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let cap = self.limits.max_message_bytes;
+        if !is_sse {
+            let status = response.status();
+            let body = read_capped(response, cap)
+                .await
+                .map_err(|m| transport_error(&self.server_name, m, true))?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(false);
+            }
+            if !status.is_success() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+                let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                return Err(transport_error(
+                    &self.server_name,
+                    format!("the server answered HTTP {status}: {preview}"),
+                    true,
+                )
+                .into());
+            }
+            if status.is_success() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+                return Err(McpError::Protocol {
+                    server_name: self.server_name.clone(),
+                    message: "the reply is not JSON".to_string(),
+                }
+                .into());
+            }
+            return Ok(deliver_text(&self.server_name, &*self.inbound, &body, awaiting));
+        }
+        let mut parser = SseParser::new(cap);
+        let mut answered = false;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&self.server_name, crate::core::mcp::auth::without_url(&e), true))?
+        {
+            let events = parser
+                .feed(&chunk)
+                .map_err(|m| transport_error(&self.server_name, m, true))?;
+            for event in events {
+                if (event.event.is_empty() || event.event == "message") && !event.data.is_empty() {
+                    answered |= deliver_text(
+                        &self.server_name,
+                        &*self.inbound,
+                        event.data.as_bytes(),
+                        awaiting,
+                    );
+                }
+            }
+            if answered {
+                break;
+            }
+        }
+        Ok(answered)
+    }
+
+    /// The GET stream: receives server-initiated messages until cancelled, reconnecting
+    /// with backoff (resuming with `Last-Event-ID`) when the stream drops.
+    async fn listen(&self) {
+        let mut failures = 0u32;
+        let mut last_event_id: Option<String> = None;
+        loop {
+            let last = last_event_id.clone();
+            let result = self
+                .authorized(|headers| {
+                    let mut request = self
+                        .http
+                        .get(self.url.clone())
+                        .headers(headers)
+                        .header(ACCEPT, "text/event-stream");
+                    if let Some(id) = &last {
+                        request = request.header("Last-Event-ID", id.as_str());
+                    }
+                    request
+                })
+                .await;
+            match result {
+                Ok(response) if response.status().is_success() => {
+                    failures = 0;
+                    let mut response = response;
+                    let mut parser = SseParser::new(self.limits.max_message_bytes);
+                    while let Ok(Some(chunk)) = response.chunk().await {
+                        let Ok(events) = parser.feed(&chunk) else {
+                            break;
+                        };
+                        for event in events {
+                            if event.id.is_some() {
+                                last_event_id = event.id.clone();
+                            }
+                            if !event.data.is_empty() {
+                                deliver_text(&self.server_name, &*self.inbound, event.data.as_bytes(), None);
+                            }
+                        }
+                    }
+                    tracing::debug!(server = %self.server_name, "the GET stream ended; reconnecting");
+                }
+                Ok(response)
+                    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                        || response.status() == StatusCode::NOT_FOUND =>
+                {
+                    tracing::debug!(server = %self.server_name, status = %response.status(), "the server offers no GET stream");
+                    return;
+                }
+                Ok(response) => {
+                    tracing::debug!(server = %self.server_name, status = %response.status(), "the GET stream was refused");
+                    failures += 1;
+                }
+                Err(_) => failures += 1,
+            }
+            if failures > 8 {
+                tracing::warn!(server = %self.server_name, "giving up on the GET stream after repeated failures");
+                return;
+            }
+            let pause = Duration::from_millis(250u64 << failures.min(6));
+            tokio::time::sleep(pause).await;
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The transport layer: one live connection to one upstream MCP server, over streamable
+//! HTTP ([`http`]), legacy HTTP+SSE ([`sse`]), WebSocket ([`websocket`]) or a child
+//! process's stdio ([`stdio`]), behind the closed enum [`Connection`].
+//!
+//! A transport moves JSON-RPC messages and nothing more: it sends what the session layer
+//! gives it and hands every message it receives to an [`Inbound`] (the session's
+//! dispatcher), which correlates responses with requests. It never interprets methods,
+//! except that streamable HTTP stops reading a POST's response stream once the response
+//! it was waiting for has arrived.
+//!
+//! Invariants: every read is capped ([`Limits`]); every background task runs on the
+//! session's `TaskTracker` and stops when its `CancellationToken` fires; a transport that
+//! dies calls [`Inbound::closed`] exactly once so in-flight requests fail at once instead
+//! of waiting for their timeout.
+
+pub(crate) mod event_stream;
+pub(crate) mod http;
+pub(crate) mod sse;
+pub(crate) mod stdio;
+pub(crate) mod websocket;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::auth::UpstreamAuth;
+use super::config::{McpServerConfig, Transport};
+use super::error::McpError;
+use super::protocol::Incoming;
+
+/// Receives what a transport reads.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// A message arrived. `origin` is the id of our request whose HTTP response stream
+    /// carried it, when the transport knows it.
+    fn deliver(&self, message: Incoming, origin: Option<u64>);
+    /// The connection is gone; everything in flight on it has failed.
+    fn closed(&self, reason: &str);
+}
+
+/// Size caps of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The largest message (JSON text, SSE event, stdio line, WebSocket frame) we accept.
+    pub(crate) max_message_bytes: usize,
+}
+
+/// What a transport needs to connect.
+pub(crate) struct ConnectParams<'a> {
+    /// The server's name, for errors and logs.
+    pub(crate) server_name: &'a str,
+    /// The server's configuration.
+    pub(crate) config: &'a McpServerConfig,
+    /// The gateway's shared, pooled HTTP client.
+    pub(crate) http: reqwest::Client,
+    /// The server's credentials.
+    pub(crate) auth: Arc<UpstreamAuth>,
+    /// Where received messages go.
+    pub(crate) inbound: Arc<dyn Inbound>,
+    /// Tracks the connection's background tasks.
+    pub(crate) tasks: TaskTracker,
+    /// Fires when the connection must stop.
+    pub(crate) cancel: CancellationToken,
+    /// Size caps.
+    pub(crate) limits: Limits,
+}
+
+/// One message to send, with what the transport may need to know about it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing<'a> {
+    /// The whole JSON-RPC message.
+    pub(crate) message: &'a Value,
+    /// Its method (for the `Mcp-Method` header of the stateless revision).
+    pub(crate) method: &'a str,
+    /// The tool, resource or prompt it names (for the `Mcp-Name` header).
+    pub(crate) name: Option<&'a str>,
+    /// The id of the response this message waits for, if it is a request.
+    pub(crate) awaiting: Option<u64>,
+}
+
+/// How a send failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The server no longer knows our session (HTTP 404 on a request that carried a
+    /// session id): initialize again.
+    SessionExpired,
+    /// Anything else.
+    Failed(McpError),
+}
+
+impl From<McpError> for SendError {
+    fn from(error: McpError) -> Self {
+        SendError::Failed(error)
+    }
+}
+
+/// What the session layer tells an HTTP transport after the handshake.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Negotiated {
+    /// The protocol version to send in `MCP-Protocol-Version`.
+    pub(crate) protocol_version: Option<String>,
+    /// Whether the stateless revision is in use (adds `Mcp-Method`/`Mcp-Name`).
+    pub(crate) stateless: bool,
+}
+
+/// A live connection over one of the four transports.
+pub(crate) enum Connection {
+    /// Streamable HTTP.
+    Http(http::HttpConnection),
+    /// Legacy HTTP+SSE.
+    Sse(sse::SseConnection),
+    /// WebSocket.
+    WebSocket(websocket::WebSocketConnection),
+    /// A child process.
+    Stdio(stdio::StdioConnection),
+}
+
+impl Connection {
+    /// Opens a connection of the configured transport. For HTTP nothing is sent yet;
+    /// the other transports connect (or start the process) now.
+    ///
+    /// # Errors
+    /// The transport's failure to connect.
+    pub(crate) async fn open(params: ConnectParams<'_>) -> Result<Connection, McpError> {
+        Ok(match params.config.transport {
+            Transport::Http => Connection::Http(http::HttpConnection::new(params)?),
+            Transport::Sse => Connection::Sse(sse::SseConnection::connect(params).await?),
+            Transport::WebSocket => {
+                Connection::WebSocket(websocket::WebSocketConnection::connect(params).await?)
+            }
+            Transport::Stdio => Connection::Stdio(stdio::StdioConnection::spawn(params)?),
+        })
+    }
+
+    /// Sends one message; for streamable HTTP, also reads the reply it carries.
+    ///
+    /// # Errors
+    /// [`SendError::SessionExpired`] when the server forgot the session, else the
+    /// failure with whether the message may have been delivered.
+    pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
+        match self {
+            Connection::Http(c) => c.send(outgoing).await,
+            Connection::Sse(c) => c.send(outgoing).await,
+            Connection::WebSocket(c) => c.send(outgoing).await,
+            Connection::Stdio(c) => c.send(outgoing).await,
+        }
+    }
+
+    /// Records what the handshake negotiated (HTTP headers of later requests).
+    pub(crate) fn set_negotiated(&self, negotiated: Negotiated) {
+        if let Connection::Http(c) = self {
+            c.set_negotiated(negotiated);
+        }
+    }
+
+    /// Starts receiving server-initiated messages where the transport needs a separate
+    /// channel for them (the GET stream of streamable HTTP).
+    pub(crate) fn start_listening(&self) {
+        if let Connection::Http(c) = self {
+            c.start_listening();
+        }
+    }
+
+    /// Closes the connection: DELETE for an HTTP session, a close frame, or the stdio
+    /// shutdown sequence. Waits for it to finish, within a bound.
+    pub(crate) async fn close(&self) {
+        match self {
+            Connection::Http(c) => c.close().await,
+            Connection::Sse(c) => c.close(),
+            Connection::WebSocket(c) => c.close().await,
+            Connection::Stdio(c) => c.close().await,
+        }
+    }
+}
+
+/// Maps a `reqwest` send error to a transport error, deciding whether the request can
+/// have reached the server: a failure to connect means it did not.
+pub(crate) fn http_send_error(server_name: &str, error: &reqwest::Error) -> McpError {
+    McpError::Transport {
+        server_name: server_name.to_string(),
+        message: super::auth::without_url(error),
+        maybe_delivered: !error.is_connect(),
+    }
+}
+
+/// A transport failure.
+pub(crate) fn transport_error(
+    server_name: &str,
+    message: impl Into<String>,
+    maybe_delivered: bool,
+) -> McpError {
+    McpError::Transport {
+        server_name: server_name.to_string(),
+        message: message.into(),
+        maybe_delivered,
+    }
+}
+
+/// Parses a received JSON text and hands each message to `inbound`; returns whether the
+/// response with id `awaiting` was among them.
+pub(crate) fn deliver_text(
+    server_name: &str,
+    inbound: &dyn Inbound,
+    text: &[u8],
+    origin: Option<u64>,
+) -> bool {
+    match Incoming::parse_all(text) {
+        Ok(messages) => {
+            let mut answered = false;
+            for message in messages {
+                if let (Some(awaiting), Incoming::Response { id, .. }) = (origin, &message) {
+                    answered |= super::protocol::our_id(id) == Some(awaiting);
+                }
+                inbound.deliver(message, origin);
+            }
+            answered
+        }
+        Err(error) => {
+            let preview: String = String::from_utf8_lossy(&text[..text.len().min(120)]).into();
+            tracing::warn!(server = %server_name, %error, preview = %preview, "ignored a message that is not JSON-RPC");
+            false
+        }
+    }
+}
