@@ -79,6 +79,9 @@ pub struct ServerOptions {
     pub max_message_bytes: usize,
     /// `clientInfo` sent in the handshake.
     pub client_name: String,
+    /// How long the first `server/discover` may take before the server is taken to
+    /// predate the stateless revision.
+    pub discover_probe_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -88,6 +91,7 @@ impl Default for ServerOptions {
             retry: RetryPolicy::default(),
             max_message_bytes: 16 * 1024 * 1024,
             client_name: "litellm-rs".to_string(),
+            discover_probe_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -712,7 +716,17 @@ impl McpServer {
     async fn handshake(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
         let era = self.inner.era.lock().map(|e| *e).unwrap_or(Era::Unknown);
         if era != Era::Sessions {
-            match self.discover(session).await {
+            // Legacy servers may never answer an unknown method before `initialize`, so
+            // the probe gets a short budget of its own (once the era is known, the
+            // request has the whole timeout).
+            let budget = match era {
+                Era::Stateless => Duration::from_millis(self.inner.config.timeout_ms),
+                _ => self.inner.options.discover_probe_timeout,
+            };
+            let probe = tokio::time::timeout(budget, self.discover(session))
+                .await
+                .unwrap_or_else(|_| Err(self.timeout_error(protocol::METHOD_DISCOVER)));
+            match probe {
                 Ok(negotiation) => {
                     self.remember_era(Era::Stateless);
                     return Ok(negotiation);
@@ -803,7 +817,11 @@ impl McpServer {
             protocol_version: protocol::STATELESS_VERSION.to_string(),
             stateless: true,
             capabilities: result.get("capabilities").cloned().unwrap_or(Value::Null),
-            server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
+            server_info: result
+                .get("serverInfo")
+                .or_else(|| result.pointer("/_meta/io.modelcontextprotocol~1serverInfo"))
+                .cloned()
+                .unwrap_or(Value::Null),
         })
     }
 
@@ -853,13 +871,15 @@ impl McpServer {
 }
 
 /// Whether a failed `server/discover` means "this server predates the stateless
-/// revision; use `initialize`".
+/// revision; use `initialize`". The spec's rule: a recognised error of the stateless
+/// revision (`-32020` header mismatch, `-32021` missing capability, `-32022`
+/// unsupported version) means a modern server, so falling back would be wrong;
+/// anything else the server says, an HTTP 4xx, or silence means a legacy server.
 fn falls_back_to_initialize(error: &McpError) -> bool {
     match error {
-        McpError::Rpc { .. } | McpError::Protocol { .. } => true,
-        McpError::Transport { message, .. } => {
-            message.contains("HTTP 400") || message.contains("HTTP 404") || message.contains("HTTP 405")
-        }
+        McpError::Rpc { code, .. } => !(-32022..=-32020).contains(code),
+        McpError::Protocol { .. } | McpError::Timeout { .. } => true,
+        McpError::Transport { message, .. } => message.contains("HTTP 4"),
         _ => false,
     }
 }
