@@ -66,7 +66,9 @@ impl UpstreamAuth {
         let mut headers = HeaderMap::new();
         for (name, value) in static_headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                McpError::config(format!("server '{server_name}': invalid header name '{name}'"))
+                McpError::config(format!(
+                    "server '{server_name}': invalid header name '{name}'"
+                ))
             })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 McpError::config(format!(
@@ -187,7 +189,10 @@ impl UpstreamAuth {
             .send()
             .await
             .map_err(|e| {
-                self.auth_error(format!("the OAuth token endpoint could not be reached: {}", without_url(&e)))
+                self.auth_error(format!(
+                    "the OAuth token endpoint could not be reached: {}",
+                    without_url(&e)
+                ))
             })?;
         let status = response.status();
         let bytes = read_capped(response, MAX_TOKEN_RESPONSE)
@@ -199,7 +204,10 @@ impl UpstreamAuth {
             ))
         })?;
         if !status.is_success() {
-            let error = value.get("error").and_then(|v| v.as_str()).unwrap_or("unknown");
+            let error = value
+                .get("error")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown");
             return Err(self.auth_error(format!(
                 "the OAuth token endpoint refused the client credentials ({status}, error '{error}')"
             )));
@@ -207,10 +215,15 @@ impl UpstreamAuth {
         let token = value
             .get("access_token")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| self.auth_error("the OAuth token response has no access_token".to_string()))?;
+            .ok_or_else(|| {
+                self.auth_error("the OAuth token response has no access_token".to_string())
+            })?;
         let lifetime = value
             .get("expires_in")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let margin = EXPIRY_MARGIN.min(lifetime / 10);
@@ -234,8 +247,9 @@ fn bearer_value(token: &Secret) -> McpResult<HeaderValue> {
 }
 
 fn sensitive(value: &str) -> McpResult<HeaderValue> {
-    let mut value = HeaderValue::from_str(value)
-        .map_err(|_| McpError::config("a credential contains characters not allowed in HTTP headers"))?;
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        McpError::config("a credential contains characters not allowed in HTTP headers")
+    })?;
     value.set_sensitive(true);
     Ok(value)
 }

@@ -338,7 +338,10 @@ impl McpServerConfig {
         }
         if let Some(AuthConfig::OAuth2 { token_url, .. }) = &self.auth {
             url::Url::parse(token_url).map_err(|e| {
-                McpError::config(format!("server '{}': invalid OAuth token_url: {e}", self.name))
+                McpError::config(format!(
+                    "server '{}': invalid OAuth token_url: {e}",
+                    self.name
+                ))
             })?;
         }
         Ok(())
@@ -388,8 +391,11 @@ mod tests {
 
     #[test]
     fn secrets_never_reach_debug_output() {
-        let c = McpServerConfig::new("fs", "https://x")
-            .with_auth(AuthConfig::oauth2("id", "s3cr3t-value", "https://auth/token"));
+        let c = McpServerConfig::new("fs", "https://x").with_auth(AuthConfig::oauth2(
+            "id",
+            "s3cr3t-value",
+            "https://auth/token",
+        ));
         let printed = format!("{c:?}");
         assert!(!printed.contains("s3cr3t-value"), "{printed}");
         assert!(printed.contains("id"));

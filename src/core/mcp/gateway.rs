@@ -27,7 +27,7 @@ pub const DEFAULT_SEPARATOR: &str = "__";
 /// Options of a gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    /// Options every server shares.
+    /// Options of every server registered without options of its own.
     pub server: ServerOptions,
     /// Separates server and tool in aggregated names; 1 to 4 characters of
     /// `[A-Za-z0-9_.-]`.
@@ -84,7 +84,9 @@ impl std::fmt::Debug for McpGateway {
             .read()
             .map(|s| s.keys().cloned().collect())
             .unwrap_or_default();
-        f.debug_struct("McpGateway").field("servers", &servers).finish()
+        f.debug_struct("McpGateway")
+            .field("servers", &servers)
+            .finish()
     }
 }
 
@@ -167,11 +169,25 @@ impl McpGateway {
     /// [`McpError::InvalidConfig`] when the configuration is invalid, the name is taken
     /// (by a server or an alias), or the name contains the separator.
     pub async fn register_server(&self, config: McpServerConfig) -> McpResult<()> {
+        self.register_server_with_options(config, self.inner.options.server.clone())
+            .await
+    }
+
+    /// Registers a server with options of its own (another protocol preference, cache
+    /// TTL, retry policy or size cap than the gateway's).
+    ///
+    /// # Errors
+    /// As [`McpGateway::register_server`].
+    pub async fn register_server_with_options(
+        &self,
+        config: McpServerConfig,
+        options: ServerOptions,
+    ) -> McpResult<()> {
         self.check_name_against_separator(&config.name)?;
         let server = McpServer::new(
             config,
             self.inner.http.clone(),
-            self.inner.options.server.clone(),
+            options,
             self.inner.tasks.clone(),
             self.inner.cancel.child_token(),
         )?;
@@ -185,7 +201,9 @@ impl McpGateway {
             .write()
             .map_err(|_| McpError::config("the server registry is poisoned"))?;
         if servers.contains_key(&name) {
-            return Err(McpError::config(format!("a server named '{name}' is already registered")));
+            return Err(McpError::config(format!(
+                "a server named '{name}' is already registered"
+            )));
         }
         servers.insert(name.clone(), server);
         tracing::info!(server = %name, "registered MCP server");
@@ -195,7 +213,12 @@ impl McpGateway {
     /// Unregisters a server (and its aliases), closing its connection or stopping its
     /// process. Returns whether it was registered.
     pub async fn unregister_server(&self, name: &str) -> bool {
-        let removed = self.inner.servers.write().ok().and_then(|mut s| s.remove(name));
+        let removed = self
+            .inner
+            .servers
+            .write()
+            .ok()
+            .and_then(|mut s| s.remove(name));
         let Some(server) = removed else {
             return false;
         };
@@ -255,7 +278,9 @@ impl McpGateway {
             .read()
             .map_err(|_| McpError::config("the server registry is poisoned"))?;
         if servers.contains_key(alias) {
-            return Err(McpError::config(format!("alias '{alias}' would shadow the server of that name")));
+            return Err(McpError::config(format!(
+                "alias '{alias}' would shadow the server of that name"
+            )));
         }
         if !servers.contains_key(server) {
             return Err(McpError::ServerNotFound {
@@ -312,7 +337,11 @@ impl McpGateway {
 
     /// Every tool of every enabled server, and the servers that failed.
     pub async fn discover_tools(&self) -> ToolDiscovery {
-        let servers: Vec<McpServer> = self.servers().into_iter().filter(|s| s.is_enabled()).collect();
+        let servers: Vec<McpServer> = self
+            .servers()
+            .into_iter()
+            .filter(|s| s.is_enabled())
+            .collect();
         let lists = futures::future::join_all(servers.iter().map(|s| s.list_tools())).await;
         let mut discovery = ToolDiscovery::default();
         for (server, list) in servers.iter().zip(lists) {
@@ -338,7 +367,12 @@ impl McpGateway {
     /// [`McpError::ServerNotFound`], [`McpError::ServerDisabled`],
     /// [`McpError::ToolNotFound`], [`McpError::InvalidArguments`],
     /// [`McpError::ToolExecutionError`], or the transport's error.
-    pub async fn call_tool(&self, server: &str, tool: &str, arguments: Value) -> McpResult<ToolResult> {
+    pub async fn call_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> McpResult<ToolResult> {
         self.resolve(server)?.call_tool(tool, arguments).await
     }
 
@@ -353,7 +387,9 @@ impl McpGateway {
         arguments: Value,
         options: CallOptions,
     ) -> McpResult<ToolResult> {
-        self.resolve(server)?.call_tool_with(tool, arguments, options).await
+        self.resolve(server)?
+            .call_tool_with(tool, arguments, options)
+            .await
     }
 
     /// Calls a tool by its aggregated name (`<server><separator><tool>`).
@@ -361,11 +397,17 @@ impl McpGateway {
     /// # Errors
     /// [`McpError::ToolNotFound`] when the name does not split; otherwise as
     /// [`McpGateway::call_tool`].
-    pub async fn call_qualified_tool(&self, qualified: &str, arguments: Value) -> McpResult<ToolResult> {
-        let (server, tool) = self.split_qualified_name(qualified).ok_or_else(|| McpError::ToolNotFound {
-            server_name: String::new(),
-            tool_name: qualified.to_string(),
-        })?;
+    pub async fn call_qualified_tool(
+        &self,
+        qualified: &str,
+        arguments: Value,
+    ) -> McpResult<ToolResult> {
+        let (server, tool) =
+            self.split_qualified_name(qualified)
+                .ok_or_else(|| McpError::ToolNotFound {
+                    server_name: String::new(),
+                    tool_name: qualified.to_string(),
+                })?;
         self.call_tool(server, tool, arguments).await
     }
 
@@ -441,7 +483,9 @@ impl McpGateway {
                 operation: "call",
                 required: PermissionLevel::Execute,
             }),
-            PermissionLevel::Execute | PermissionLevel::Admin => target.call_tool(tool, arguments).await,
+            PermissionLevel::Execute | PermissionLevel::Admin => {
+                target.call_tool(tool, arguments).await
+            }
         }
     }
 
@@ -463,7 +507,11 @@ impl McpGateway {
     }
 
     fn read_aliases(&self) -> HashMap<String, String> {
-        self.inner.aliases.read().map(|a| a.clone()).unwrap_or_default()
+        self.inner
+            .aliases
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     fn resolve(&self, name: &str) -> McpResult<McpServer> {
@@ -499,9 +547,18 @@ fn masked_url(config: &McpServerConfig) -> String {
     match config.transport {
         Transport::Stdio => match super::transport::stdio::CommandLine::parse(&config.url) {
             Ok(command) => {
-                let mut words: Vec<String> = command.env.iter().map(|(k, _)| format!("{k}=***")).collect();
+                let mut words: Vec<String> = command
+                    .env
+                    .iter()
+                    .map(|(k, _)| format!("{k}=***"))
+                    .collect();
                 words.push(shell_words::quote(&command.program).into_owned());
-                words.extend(command.args.iter().map(|a| shell_words::quote(a).into_owned()));
+                words.extend(
+                    command
+                        .args
+                        .iter()
+                        .map(|a| shell_words::quote(a).into_owned()),
+                );
                 words.join(" ")
             }
             Err(_) => "***".to_string(),
@@ -529,7 +586,10 @@ mod tests {
     async fn names_split_back_exactly() {
         let gateway = McpGateway::new();
         assert_eq!(gateway.qualified_name("fs", "read_file"), "fs__read_file");
-        assert_eq!(gateway.split_qualified_name("fs__read__file"), Some(("fs", "read__file")));
+        assert_eq!(
+            gateway.split_qualified_name("fs__read__file"),
+            Some(("fs", "read__file"))
+        );
         assert_eq!(gateway.split_qualified_name("nosep"), None);
         for bad in ["a__b", "a_"] {
             let err = gateway
@@ -563,7 +623,9 @@ mod tests {
             .await
             .unwrap();
         gateway
-            .register_server(McpServerConfig::new("db", "http://127.0.0.1:9/mcp").with_enabled(false))
+            .register_server(
+                McpServerConfig::new("db", "http://127.0.0.1:9/mcp").with_enabled(false),
+            )
             .await
             .unwrap();
         let dup = gateway
@@ -573,11 +635,17 @@ mod tests {
         gateway.add_alias("fs", "filesystem").await.unwrap();
         gateway.add_alias("fs", "filesystem").await.unwrap();
         assert!(gateway.add_alias("fs", "db").await.is_err());
-        assert!(gateway.add_alias("db", "filesystem").await.is_err(), "shadows a server");
-        assert!(matches!(
-            gateway.add_alias("x", "fs").await,
-            Err(McpError::ServerNotFound { .. })
-        ), "alias of an alias");
+        assert!(
+            gateway.add_alias("db", "filesystem").await.is_err(),
+            "shadows a server"
+        );
+        assert!(
+            matches!(
+                gateway.add_alias("x", "fs").await,
+                Err(McpError::ServerNotFound { .. })
+            ),
+            "alias of an alias"
+        );
         assert!(gateway
             .register_server(McpServerConfig::new("fs", "http://127.0.0.1:9/mcp"))
             .await
@@ -597,7 +665,10 @@ mod tests {
         ));
         assert!(gateway.unregister_server("filesystem").await);
         assert!(!gateway.unregister_server("filesystem").await);
-        assert!(gateway.get_server("fs").await.is_err(), "aliases go with their server");
+        assert!(
+            gateway.get_server("fs").await.is_err(),
+            "aliases go with their server"
+        );
     }
 
     #[test]
@@ -606,6 +677,9 @@ mod tests {
         assert_eq!(masked_url(&stdio), "TOKEN=*** node server.js --x");
         let http = McpServerConfig::new("h", "https://user:pw@example.com/mcp?key=abc");
         let masked = masked_url(&http);
-        assert!(!masked.contains("pw") && !masked.contains("abc"), "{masked}");
+        assert!(
+            !masked.contains("pw") && !masked.contains("abc"),
+            "{masked}"
+        );
     }
 }

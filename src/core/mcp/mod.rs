@@ -29,7 +29,12 @@ pub(crate) mod transport;
 pub use config::{AuthConfig, McpServerConfig, Secret, Transport};
 pub use error::{McpError, McpResult, ServerFailure};
 pub use gateway::{GatewayOptions, McpGateway, ServerInfo, ToolDiscovery};
-pub use permissions::{Caller, PermissionLevel, PermissionManager, PermissionPolicy, PermissionRule};
-pub use server::{CallOptions, McpServer, RetryPolicy, ServerNotification, ServerOptions, ServerState};
+pub use permissions::{
+    Caller, PermissionLevel, PermissionManager, PermissionPolicy, PermissionRule,
+};
+pub use server::{
+    CallOptions, McpServer, ProtocolPreference, RetryPolicy, ServerNotification, ServerOptions,
+    ServerState,
+};
 pub use tools::{PropertySchema, Tool, ToolInputSchema, ToolResult};
 pub use transport::stdio::CommandLine;

@@ -80,10 +80,7 @@ impl PermissionRule {
     }
 
     fn specificity(&self) -> (Specificity, Specificity) {
-        (
-            Specificity::of(&self.server),
-            Specificity::of(&self.tool),
-        )
+        (Specificity::of(&self.server), Specificity::of(&self.tool))
     }
 }
 
@@ -512,7 +509,9 @@ mod tests {
         let in_org = in_team.clone().in_organization("acme");
         assert_eq!(manager.resolve(&in_org, "db", "query"), Read);
         // A key without a policy takes its team's decision, bounded by the org.
-        let plain = Caller::key("sk-none").in_team("analysts").in_organization("acme");
+        let plain = Caller::key("sk-none")
+            .in_team("analysts")
+            .in_organization("acme");
         assert_eq!(manager.resolve(&plain, "fs", "x"), Read);
         assert!(!manager.check_access(&plain, "db", "query", Execute));
         assert!(manager.check_access(&plain, "db", "query", Read));

@@ -71,7 +71,10 @@ pub struct RpcError {
 impl RpcError {
     fn from_value(value: &Value) -> RpcError {
         RpcError {
-            code: value.get("code").and_then(Value::as_i64).unwrap_or(INTERNAL_ERROR),
+            code: value
+                .get("code")
+                .and_then(Value::as_i64)
+                .unwrap_or(INTERNAL_ERROR),
             message: value
                 .get("message")
                 .and_then(Value::as_str)
@@ -224,7 +227,9 @@ mod tests {
             }
         );
         assert!(matches!(&msgs[1], Incoming::Request { method, .. } if method == "ping"));
-        assert!(matches!(&msgs[2], Incoming::Notification { params, .. } if params["progress"] == 1));
+        assert!(
+            matches!(&msgs[2], Incoming::Notification { params, .. } if params["progress"] == 1)
+        );
         assert!(
             matches!(&msgs[3], Incoming::Response { outcome: Err(e), .. } if e.code == -32601 && e.message == "nope")
         );

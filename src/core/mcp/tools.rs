@@ -71,7 +71,10 @@ impl Tool {
         if let Some(description) = &self.description {
             function.insert("description".into(), Value::from(description.as_str()));
         }
-        function.insert("parameters".into(), self.input_schema.to_openai_parameters());
+        function.insert(
+            "parameters".into(),
+            self.input_schema.to_openai_parameters(),
+        );
         json!({"type": "function", "function": function})
     }
 
@@ -502,10 +505,14 @@ mod tests {
         assert!(v.validate(&json!({"city": "Paris"})).is_ok());
         let e = v.validate(&json!({"units": "celsius"})).unwrap_err();
         assert_eq!(e.field, "/city");
-        let e = v.validate(&json!({"city": "Paris", "days": "two"})).unwrap_err();
+        let e = v
+            .validate(&json!({"city": "Paris", "days": "two"}))
+            .unwrap_err();
         assert_eq!(e.field, "/days");
         assert!(e.message.contains("integer"), "{}", e.message);
-        let e = v.validate(&json!({"city": "Paris", "units": "kelvin"})).unwrap_err();
+        let e = v
+            .validate(&json!({"city": "Paris", "units": "kelvin"}))
+            .unwrap_err();
         assert_eq!(e.field, "/units");
         let e = v.validate(&json!([1])).unwrap_err();
         assert_eq!(e.field, "arguments");

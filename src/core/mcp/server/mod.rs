@@ -82,6 +82,22 @@ pub struct ServerOptions {
     /// How long the first `server/discover` may take before the server is taken to
     /// predate the stateless revision.
     pub discover_probe_timeout: Duration,
+    /// Which protocol era to speak: detect it (the default), or insist on one.
+    pub protocol: ProtocolPreference,
+}
+
+/// Which protocol era a server is spoken to in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtocolPreference {
+    /// Probe with `server/discover` and fall back to `initialize`, as the spec's
+    /// backward-compatibility rules describe; remember the answer.
+    #[default]
+    Auto,
+    /// Only `initialize` and sessions (2024-11-05 … 2025-11-25).
+    Sessions,
+    /// Only the stateless revision (2026-07-28).
+    Stateless,
 }
 
 impl Default for ServerOptions {
@@ -92,6 +108,7 @@ impl Default for ServerOptions {
             max_message_bytes: 16 * 1024 * 1024,
             client_name: "litellm-rs".to_string(),
             discover_probe_timeout: Duration::from_secs(3),
+            protocol: ProtocolPreference::Auto,
         }
     }
 }
@@ -200,6 +217,11 @@ impl McpServer {
             http.clone(),
         )?;
         let (notifications, _) = broadcast::channel(64);
+        let era = match options.protocol {
+            ProtocolPreference::Auto => Era::Unknown,
+            ProtocolPreference::Sessions => Era::Sessions,
+            ProtocolPreference::Stateless => Era::Stateless,
+        };
         Ok(McpServer {
             inner: Arc::new(Inner {
                 tools: Arc::new(ToolCache::new(options.tool_cache_ttl)),
@@ -209,7 +231,7 @@ impl McpServer {
                 auth: Arc::new(auth),
                 session: RwLock::new(None),
                 connect: tokio::sync::Mutex::new(Backoff::default()),
-                era: Mutex::new(Era::Unknown),
+                era: Mutex::new(era),
                 last_error: Mutex::new(None),
                 notifications,
                 next_id: AtomicU64::new(1),
@@ -376,11 +398,21 @@ impl McpServer {
             idempotent: false,
         };
         match self
-            .request_inner(protocol::METHOD_TOOLS_CALL, Some(Value::Object(params)), extras, deadline)
+            .request_inner(
+                protocol::METHOD_TOOLS_CALL,
+                Some(Value::Object(params)),
+                extras,
+                deadline,
+            )
             .await
         {
             Ok(result) => Ok(ToolResult::from_value(result)),
-            Err(McpError::Rpc { code, message, data, .. }) => Err(McpError::ToolExecutionError {
+            Err(McpError::Rpc {
+                code,
+                message,
+                data,
+                ..
+            }) => Err(McpError::ToolExecutionError {
                 server_name: self.name().to_string(),
                 tool_name: tool.to_string(),
                 message,
@@ -473,13 +505,13 @@ impl McpServer {
             let page = self
                 .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
                 .await?;
-            let items = page
-                .get("tools")
-                .and_then(Value::as_array)
-                .ok_or_else(|| McpError::Protocol {
-                    server_name: self.name().to_string(),
-                    message: "tools/list result has no 'tools' array".to_string(),
-                })?;
+            let items =
+                page.get("tools")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| McpError::Protocol {
+                        server_name: self.name().to_string(),
+                        message: "tools/list result has no 'tools' array".to_string(),
+                    })?;
             for item in items {
                 match serde_json::from_value::<Tool>(item.clone()) {
                     Ok(tool) => tools.push(tool),
@@ -523,10 +555,12 @@ impl McpServer {
         let mut attempt = 1;
         let mut renewed = false;
         loop {
-            let outcome =
-                tokio::time::timeout_at(deadline, self.attempt(method, params.clone(), &extras, deadline))
-                    .await
-                    .unwrap_or_else(|_| Err(Attempt::Failed(self.timeout_error(method))));
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                self.attempt(method, params.clone(), &extras, deadline),
+            )
+            .await
+            .unwrap_or_else(|_| Err(Attempt::Failed(self.timeout_error(method))));
             let error = match outcome {
                 Ok(value) => return Ok(value),
                 Err(Attempt::SessionExpired) if !renewed => {
@@ -666,7 +700,8 @@ impl McpServer {
                     _ => self.timeout_error(protocol::METHOD_INITIALIZE),
                 };
                 backoff.failures += 1;
-                backoff.retry_at = Some(Instant::now() + self.inner.options.retry.delay(backoff.failures));
+                backoff.retry_at =
+                    Some(Instant::now() + self.inner.options.retry.delay(backoff.failures));
                 if let Ok(mut e) = self.inner.last_error.lock() {
                     *e = Some(error.to_string());
                 }
@@ -891,10 +926,7 @@ fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
             "io.modelcontextprotocol/protocolVersion",
             Value::from(protocol::STATELESS_VERSION),
         ),
-        (
-            "io.modelcontextprotocol/clientCapabilities",
-            json!({}),
-        ),
+        ("io.modelcontextprotocol/clientCapabilities", json!({})),
         (
             "io.modelcontextprotocol/clientInfo",
             json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),

@@ -136,9 +136,8 @@ impl Inbound for Dispatcher {
             Incoming::Notification { method, params } => match method.as_str() {
                 protocol::NOTIFICATION_PROGRESS => {
                     let token = params.get("progressToken").and_then(protocol::our_id);
-                    let route = token.and_then(|t| {
-                        self.progress.lock().ok().and_then(|p| p.get(&t).cloned())
-                    });
+                    let route = token
+                        .and_then(|t| self.progress.lock().ok().and_then(|p| p.get(&t).cloned()));
                     if let Some(route) = route {
                         let _ = route.send(params);
                     }
@@ -307,7 +306,11 @@ impl Session {
     }
 
     /// Sends a notification.
-    pub(crate) async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), SendError> {
+    pub(crate) async fn notify(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<(), SendError> {
         let message = protocol::notification(method, params);
         self.connection
             .send(Outgoing {

@@ -40,7 +40,11 @@ impl ToolSnapshot {
     pub(crate) fn validator(&self, name: &str) -> Option<&ArgumentValidator> {
         let i = *self.index.get(name)?;
         let tool = self.tools.get(i)?;
-        Some(self.validators.get(i)?.get_or_init(|| ArgumentValidator::compile(tool)))
+        Some(
+            self.validators
+                .get(i)?
+                .get_or_init(|| ArgumentValidator::compile(tool)),
+        )
     }
 
     /// When the list was fetched.

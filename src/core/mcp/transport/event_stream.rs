@@ -129,7 +129,10 @@ mod tests {
         let mut p = SseParser::new(1024);
         let mut events = p.feed(b"event: endpoint\r\ndata: /messages?s=1\r").unwrap();
         assert!(events.is_empty());
-        events.extend(p.feed(b"\n\r\n: comment\ndata: {\"a\":\ndata: 1}\nid: 7\n").unwrap());
+        events.extend(
+            p.feed(b"\n\r\n: comment\ndata: {\"a\":\ndata: 1}\nid: 7\n")
+                .unwrap(),
+        );
         events.extend(p.feed(b"\n").unwrap());
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].event, "endpoint");

@@ -278,15 +278,22 @@ impl Shared {
                 }
                 .into());
             }
-            return Ok(deliver_text(&self.server_name, &*self.inbound, &body, awaiting));
+            return Ok(deliver_text(
+                &self.server_name,
+                &*self.inbound,
+                &body,
+                awaiting,
+            ));
         }
         let mut parser = SseParser::new(cap);
         let mut answered = false;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&self.server_name, crate::core::mcp::auth::without_url(&e), true))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            transport_error(
+                &self.server_name,
+                crate::core::mcp::auth::without_url(&e),
+                true,
+            )
+        })? {
             let events = parser
                 .feed(&chunk)
                 .map_err(|m| transport_error(&self.server_name, m, true))?;
@@ -341,7 +348,12 @@ impl Shared {
                                 last_event_id = event.id.clone();
                             }
                             if !event.data.is_empty() {
-                                deliver_text(&self.server_name, &*self.inbound, event.data.as_bytes(), None);
+                                deliver_text(
+                                    &self.server_name,
+                                    &*self.inbound,
+                                    event.data.as_bytes(),
+                                    None,
+                                );
                             }
                         }
                     }

@@ -15,7 +15,9 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use super::event_stream::{SseEvent, SseParser};
-use super::{deliver_text, http_send_error, transport_error, ConnectParams, Inbound, Outgoing, SendError};
+use super::{
+    deliver_text, http_send_error, transport_error, ConnectParams, Inbound, Outgoing, SendError,
+};
 use crate::core::mcp::auth::UpstreamAuth;
 use crate::core::mcp::error::McpError;
 
@@ -81,9 +83,15 @@ impl SseConnection {
                     .await
                     .map_err(|e| http_send_error(&server_name, &e))?
                     .ok_or_else(|| {
-                        transport_error(&server_name, "the SSE stream ended before the endpoint event", false)
+                        transport_error(
+                            &server_name,
+                            "the SSE stream ended before the endpoint event",
+                            false,
+                        )
                     })?;
-                let events = parser.feed(&chunk).map_err(|m| transport_error(&server_name, m, false))?;
+                let events = parser
+                    .feed(&chunk)
+                    .map_err(|m| transport_error(&server_name, m, false))?;
                 let mut found = None;
                 for event in events {
                     if found.is_none() && event.event == "endpoint" {
@@ -135,10 +143,13 @@ impl SseConnection {
     /// POSTs a message to the endpoint; the reply arrives on the stream.
     pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
         if self.cancel.is_cancelled() {
-            return Err(transport_error(&self.server_name, "the SSE stream is closed", false).into());
+            return Err(
+                transport_error(&self.server_name, "the SSE stream is closed", false).into(),
+            );
         }
-        let body = serde_json::to_vec(outgoing.message)
-            .map_err(|e| transport_error(&self.server_name, format!("cannot encode: {e}"), false))?;
+        let body = serde_json::to_vec(outgoing.message).map_err(|e| {
+            transport_error(&self.server_name, format!("cannot encode: {e}"), false)
+        })?;
         let mut may_refresh = self.auth.can_refresh();
         loop {
             let headers = self.auth.headers().await?;

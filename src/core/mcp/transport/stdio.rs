@@ -133,12 +133,18 @@ impl StdioConnection {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(transport_error(&server_name, "the child has no pipes", false));
+            return Err(transport_error(
+                &server_name,
+                "the child has no pipes",
+                false,
+            ));
         };
         tracing::info!(server = %server_name, program = %command.program, pid = ?child.id(), "started stdio server");
         let cancel = params.cancel.clone();
         let (outbox, lines) = mpsc::channel::<Vec<u8>>(OUTBOX);
-        let writer = params.tasks.spawn(write_lines(stdin, lines, cancel.clone()));
+        let writer = params
+            .tasks
+            .spawn(write_lines(stdin, lines, cancel.clone()));
 
         let inbound = params.inbound.clone();
         let name = server_name.clone();
@@ -170,7 +176,8 @@ impl StdioConnection {
 
         let name = server_name.clone();
         params.tasks.spawn(async move {
-            let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(MAX_STDERR_LINE));
+            let mut lines =
+                FramedRead::new(stderr, LinesCodec::new_with_max_length(MAX_STDERR_LINE));
             while let Some(line) = lines.next().await {
                 match line {
                     Ok(line) => tracing::info!(server = %name, stream = "stderr", "{line}"),
@@ -214,10 +221,16 @@ impl StdioConnection {
     /// Queues one line for the child's stdin.
     pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
         if self.cancel.is_cancelled() {
-            return Err(transport_error(&self.server_name, "the stdio server is not running", false).into());
+            return Err(transport_error(
+                &self.server_name,
+                "the stdio server is not running",
+                false,
+            )
+            .into());
         }
-        let mut line = serde_json::to_vec(outgoing.message)
-            .map_err(|e| transport_error(&self.server_name, format!("cannot encode: {e}"), false))?;
+        let mut line = serde_json::to_vec(outgoing.message).map_err(|e| {
+            transport_error(&self.server_name, format!("cannot encode: {e}"), false)
+        })?;
         line.push(b'\n');
         self.outbox.send(line).await.map_err(|_| {
             transport_error(&self.server_name, "the stdio server is not running", false).into()
@@ -234,7 +247,11 @@ impl StdioConnection {
     }
 }
 
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<Vec<u8>>, cancel: CancellationToken) {
+async fn write_lines(
+    mut stdin: ChildStdin,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    cancel: CancellationToken,
+) {
     loop {
         let line = tokio::select! {
             () = cancel.cancelled() => break,
@@ -256,7 +273,10 @@ async fn shut_down(server_name: &str, child: &mut Child) {
         return;
     }
     if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         if let Ok(Ok(status)) = tokio::time::timeout(SHUTDOWN_STEP, child.wait()).await {
             tracing::debug!(server = %server_name, %status, "stdio server exited after SIGTERM");
             return;
@@ -272,7 +292,8 @@ mod tests {
 
     #[test]
     fn parses_assignments_quotes_and_arguments() {
-        let c = CommandLine::parse(r#"TOKEN=abc LOG="a b" node "/opt/my server/index.js" --stdio"#).unwrap();
+        let c = CommandLine::parse(r#"TOKEN=abc LOG="a b" node "/opt/my server/index.js" --stdio"#)
+            .unwrap();
         assert_eq!(c.program, "node");
         assert_eq!(c.args, vec!["/opt/my server/index.js", "--stdio"]);
         assert_eq!(

