@@ -3,7 +3,12 @@
 //! example (with the decisions its comments promise), custom tools, and the error
 //! match. The snippets that talk to servers run against live servers in
 //! `tests/upstream_*.rs`; here they are compiled and run against local addresses.
-#![allow(unused_variables, unused_imports, clippy::unwrap_used)]
+#![allow(
+    unused_variables,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::let_and_return
+)]
 
 use std::collections::HashMap;
 

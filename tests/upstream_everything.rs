@@ -3,6 +3,8 @@
 //! its tools are listed with every field intact, and echo, get-sum, a tool that reports
 //! progress, one that returns an image and one with structured content are called.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{node, server_everything, ServerProcess};

@@ -3,6 +3,8 @@
 //! HTTP. Tools: add (structured output), echo, greet (a default), progress, fail,
 //! whoami (the Authorization header the server saw).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{python_mcp1, python_mcp2, test_server_script, ServerProcess};

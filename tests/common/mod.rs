@@ -234,3 +234,47 @@ pub fn process_state(pid: u32) -> Option<char> {
     let after = stat.rsplit_once(')')?.1;
     after.trim_start().chars().next()
 }
+
+/// Pids of live, non-zombie processes whose environment contains `needle`
+/// (`NAME=value`): finds the stdio children a test started, by a marker variable.
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let hit = environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes());
+        if hit && process_state(pid) != Some('Z') {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls `check` every 20 ms for up to `limit`; returns whether it became true.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A local port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}

@@ -368,21 +368,39 @@ impl ArgumentValidator {
         let Some(validator) = &self.validator else {
             return Ok(());
         };
-        match validator.iter_errors(arguments).next() {
-            None => Ok(()),
-            Some(error) => {
-                let path = error.instance_path().to_string();
-                let field = match missing_property(&error) {
-                    Some(name) => format!("{path}/{name}"),
-                    None if path.is_empty() => "arguments".to_string(),
-                    None => path,
-                };
-                Err(ArgumentError {
-                    field,
-                    message: error.to_string(),
-                })
-            }
+        let mut errors: Vec<jsonschema::ValidationError<'_>> =
+            validator.iter_errors(arguments).take(8).collect();
+        if errors.is_empty() {
+            return Ok(());
         }
+        // A missing required property is what the caller must fix first; name it.
+        errors.sort_by_key(|e| missing_property(e).is_none());
+        let first = &errors[0];
+        let path = first.instance_path().to_string();
+        let field = match (missing_property(first), unexpected_property(first)) {
+            (Some(name), _) | (None, Some(name)) => format!("{path}/{name}"),
+            _ if path.is_empty() => "arguments".to_string(),
+            _ => path,
+        };
+        let message = errors
+            .iter()
+            .take(3)
+            .map(|e| match e.instance_path().to_string() {
+                p if p.is_empty() => e.to_string(),
+                p => format!("{p}: {e}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(ArgumentError { field, message })
+    }
+}
+
+fn unexpected_property(error: &jsonschema::ValidationError<'_>) -> Option<String> {
+    match error.kind() {
+        jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+            unexpected.first().cloned()
+        }
+        _ => None,
     }
 }
 

@@ -317,14 +317,27 @@ impl McpServer {
     /// # Errors
     /// Why the list could not be fetched.
     pub async fn list_tools(&self) -> McpResult<Arc<ToolSnapshot>> {
+        self.snapshot(Freshness::Fresh).await
+    }
+
+    /// The tool list: cached while acceptable, else fetched once for all waiting
+    /// callers (single flight).
+    async fn snapshot(&self, wanted: Freshness) -> McpResult<Arc<ToolSnapshot>> {
         self.ensure_enabled()?;
-        if let Some(snapshot) = self.inner.tools.fresh() {
+        let acceptable = || match wanted {
+            Freshness::Fresh => self.inner.tools.fresh(),
+            Freshness::Any => self.inner.tools.any(),
+        };
+        if let Some(snapshot) = acceptable() {
             return Ok(snapshot);
         }
         let _leader = self.inner.tools.refresh.lock().await;
-        if let Some(snapshot) = self.inner.tools.fresh() {
+        if let Some(snapshot) = acceptable() {
             return Ok(snapshot);
         }
+        // Connect first: a new session invalidates the cache, and the list fetched on
+        // it must not count as stale for that.
+        self.session(self.deadline(None)).await?;
         let generation = self.inner.tools.generation();
         let (tools, ttl) = self.fetch_all_tools().await?;
         Ok(self.inner.tools.store(tools, generation, ttl))
@@ -361,7 +374,10 @@ impl McpServer {
         options: CallOptions,
     ) -> McpResult<ToolResult> {
         let deadline = self.deadline(options.timeout);
-        let snapshot = self.list_tools().await?;
+        // Checking a call needs the tool's schema, not a fresh list: a stale snapshot
+        // serves (a server's `ttlMs: 0` must not cost a `tools/list` per call), and a
+        // tool missing from it triggers one refresh below.
+        let snapshot = self.snapshot(Freshness::Any).await?;
         let snapshot = match snapshot.get(tool) {
             Some(_) => snapshot,
             // The server may have added the tool without telling us: look once more,
@@ -520,8 +536,10 @@ impl McpServer {
                     }
                 }
             }
-            if let Some(ms) = page.get("ttlMs").and_then(Value::as_u64) {
-                ttl = Some(Duration::from_millis(ms));
+            // Each page has its own TTL; the list is as fresh as its stalest page.
+            if let Some(ms) = page.get("ttlMs").and_then(Value::as_f64) {
+                let page_ttl = Duration::from_millis(ms.max(0.0) as u64);
+                ttl = Some(ttl.map_or(page_ttl, |t: Duration| t.min(page_ttl)));
             }
             match page.get("nextCursor").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => {
@@ -936,6 +954,15 @@ fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
 
 static EMPTY_HEADERS: std::sync::LazyLock<std::collections::HashMap<String, String>> =
     std::sync::LazyLock::new(std::collections::HashMap::new);
+
+/// How fresh a tool list a caller needs.
+#[derive(Clone, Copy)]
+enum Freshness {
+    /// Within its TTL and not invalidated (listing).
+    Fresh,
+    /// Any complete list (checking a call's arguments).
+    Any,
+}
 
 /// How one attempt failed.
 enum Attempt {

@@ -281,8 +281,11 @@ impl Session {
             name: extras.name,
             awaiting: Some(id),
         };
+        // Streamable HTTP reads the reply inside `send`, so the request counts as sent
+        // (and a caller that stops waiting must cancel it) from here on.
+        guard.sent = true;
         match self.connection.send(outgoing).await {
-            Ok(()) => guard.sent = true,
+            Ok(()) => {}
             Err(SendError::SessionExpired) => {
                 guard.done = true;
                 return Err(RequestError::SessionExpired);
