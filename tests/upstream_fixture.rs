@@ -770,3 +770,69 @@ async fn oauth_tokens_are_fetched_once_shared_and_refreshed() {
         "the 401 was answered by a refresh before giving up: {issued}"
     );
 }
+
+#[tokio::test]
+async fn stateless_servers_announce_changes_through_subscriptions_listen() {
+    let fixture = ServerProcess::fixture(&["--ttl-ms", "600000"]);
+    let configs = [
+        McpServerConfig::new("http", fixture.url("/mcp")),
+        McpServerConfig::new("ws", fixture.ws_url("/ws")),
+        McpServerConfig::stdio("stdio", stdio_command("listen")),
+    ];
+    for config in configs {
+        let name = config.name.clone();
+        let gateway = gateway_with(config, None).await;
+        let server = gateway.get_server(&name).await.unwrap();
+        let mut notifications = server.notifications();
+        let before = server.list_tools().await.unwrap().tools().len();
+        assert_eq!(server.protocol_version().as_deref(), Some("2026-07-28"));
+        // Wait for the subscription to be acknowledged before changing anything.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if notifications.recv().await.unwrap().method
+                    == "notifications/subscriptions/acknowledged"
+                {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name}: the listen subscription was not acknowledged"));
+        gateway
+            .call_tool(&name, "change_tools", json!({}))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if notifications.recv().await.unwrap().method == "notifications/tools/list_changed"
+                {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no list_changed"));
+        let after = server.list_tools().await.unwrap();
+        assert!(
+            after.tools().len() > before,
+            "{name}: the cache was dropped despite a long ttlMs"
+        );
+        gateway.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn arguments_marked_x_mcp_header_travel_as_headers() {
+    let fixture = ServerProcess::fixture(&[]);
+    let gateway = gateway_with(McpServerConfig::new("s", fixture.url("/mcp")), None).await;
+    for region in ["eu-west-1", "zürich"] {
+        let routed = gateway
+            .call_tool("s", "routed", json!({"region": region}))
+            .await
+            .unwrap();
+        assert_eq!(routed.text(), format!("region={region}"), "{routed:?}");
+    }
+    let headers = get_json(&fixture.url("/stats")).await["last_headers"].clone();
+    assert_eq!(headers["mcp-param-region"], "=?base64?esO8cmljaA==?=");
+    assert_eq!(headers["mcp-name"], "routed");
+}

@@ -309,7 +309,16 @@ impl McpServer {
     /// # Errors
     /// Why the server could not be reached.
     pub async fn ping(&self) -> McpResult<()> {
-        self.request(protocol::METHOD_PING, None).await.map(|_| ())
+        self.ensure_enabled()?;
+        let session = self.session(self.deadline(None)).await?;
+        // The stateless revision has no `ping`; `server/discover` is its cheap request.
+        let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
+        let method = if stateless {
+            protocol::METHOD_DISCOVER
+        } else {
+            protocol::METHOD_PING
+        };
+        self.request(method, None).await.map(|_| ())
     }
 
     /// The server's tools: from the cache while it is fresh, else fetched (every page).
@@ -412,6 +421,10 @@ impl McpServer {
             name: Some(tool),
             progress: options.progress,
             idempotent: false,
+            param_headers: snapshot
+                .get(tool)
+                .map(|t| param_headers(t, &params["arguments"]))
+                .unwrap_or_default(),
         };
         match self
             .request_inner(
@@ -457,6 +470,7 @@ impl McpServer {
             name: name.as_deref(),
             progress: None,
             idempotent: method != protocol::METHOD_TOOLS_CALL,
+            param_headers: Vec::new(),
         };
         self.request_inner(method, params, extras, deadline).await
     }
@@ -517,6 +531,7 @@ impl McpServer {
                 name: None,
                 progress: None,
                 idempotent: true,
+                param_headers: Vec::new(),
             };
             let page = self
                 .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
@@ -530,6 +545,9 @@ impl McpServer {
                     })?;
             for item in items {
                 match serde_json::from_value::<Tool>(item.clone()) {
+                    Ok(tool) if !valid_param_headers(&tool) => {
+                        tracing::warn!(server = %self.name(), tool = %tool.name, "dropped a tool with an invalid x-mcp-header annotation")
+                    }
                     Ok(tool) => tools.push(tool),
                     Err(error) => {
                         tracing::warn!(server = %self.name(), %error, "skipped a tool that does not parse")
@@ -622,6 +640,7 @@ impl McpServer {
             name: extras.name,
             progress: extras.progress.clone(),
             cancellable: true,
+            param_headers: extras.param_headers.clone(),
         };
         match session.request(id, method, params, request_extras).await {
             Ok(value) => Ok(value),
@@ -754,7 +773,16 @@ impl McpServer {
         match self.handshake(&session).await {
             Ok(negotiation) => {
                 tracing::info!(server = %self.name(), version = %negotiation.protocol_version, "connected");
+                let listen = negotiation
+                    .stateless
+                    .then(|| listen_filter(&negotiation.capabilities))
+                    .flatten();
                 let _ = session.negotiation.set(negotiation);
+                if let Some(filter) = listen {
+                    self.inner
+                        .tasks
+                        .spawn(self.clone().listen(session.clone(), filter));
+                }
                 // A new session may see a different tool list.
                 self.inner.tools.invalidate();
                 Ok(session)
@@ -796,6 +824,44 @@ impl McpServer {
         Ok(negotiation)
     }
 
+    /// Keeps a `subscriptions/listen` request open on a stateless session, so that
+    /// `list_changed` notifications arrive; opens it again (with backoff) when the
+    /// stream ends, until the session closes.
+    async fn listen(self, session: Arc<Session>, filter: Value) {
+        let mut failures = 0u32;
+        while session.is_alive() {
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut params = Map::new();
+            params.insert("notifications".into(), filter.clone());
+            let params = self.with_era_meta(&session, Some(Value::Object(params)));
+            let extras = RequestExtras {
+                name: None,
+                progress: None,
+                cancellable: true,
+                param_headers: Vec::new(),
+            };
+            let outcome = tokio::select! {
+                () = session.cancel.cancelled() => return,
+                outcome = session.request(id, "subscriptions/listen", params, extras) => outcome,
+            };
+            match outcome {
+                Ok(_) => failures = 0,
+                Err(RequestError::Rpc(error)) => {
+                    tracing::debug!(server = %self.name(), code = error.code, "the server refused subscriptions/listen");
+                    return;
+                }
+                Err(_) => failures += 1,
+            }
+            if failures > 8 {
+                return;
+            }
+            tokio::select! {
+                () = session.cancel.cancelled() => return,
+                () = tokio::time::sleep(self.inner.options.retry.delay(failures.max(1))) => {}
+            }
+        }
+    }
+
     fn remember_era(&self, era: Era) {
         if let Ok(mut current) = self.inner.era.lock() {
             *current = era;
@@ -813,6 +879,7 @@ impl McpServer {
             name: None,
             progress: None,
             cancellable: false,
+            param_headers: Vec::new(),
         };
         match session.request(id, method, Some(params), extras).await {
             Ok(value) => Ok(value),
@@ -937,6 +1004,58 @@ fn falls_back_to_initialize(error: &McpError) -> bool {
     }
 }
 
+/// What to subscribe to on a stateless server: the `list_changed` notifications its
+/// capabilities announce; `None` when it announces none.
+fn listen_filter(capabilities: &Value) -> Option<Value> {
+    let mut filter = Map::new();
+    for (capability, key) in [
+        ("tools", "toolsListChanged"),
+        ("prompts", "promptsListChanged"),
+        ("resources", "resourcesListChanged"),
+    ] {
+        if capabilities.pointer(&format!("/{capability}/listChanged")) == Some(&Value::Bool(true)) {
+            filter.insert(key.into(), Value::Bool(true));
+        }
+    }
+    (!filter.is_empty()).then_some(Value::Object(filter))
+}
+
+/// Whether every `x-mcp-header` annotation of a tool's properties is a usable header
+/// name suffix (the stateless revision drops tools whose annotation is invalid).
+fn valid_param_headers(tool: &Tool) -> bool {
+    tool.input_schema
+        .properties()
+        .values()
+        .all(|property| match property.get("x-mcp-header") {
+            None => true,
+            Some(Value::String(name)) => {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+            Some(_) => false,
+        })
+}
+
+/// The `Mcp-Param-*` headers of a call: one per argument whose property is marked
+/// `x-mcp-header`, leaving out null and missing values.
+fn param_headers(tool: &Tool, arguments: &Value) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for (property, schema) in tool.input_schema.properties() {
+        let Some(name) = schema.get("x-mcp-header").and_then(Value::as_str) else {
+            continue;
+        };
+        let value = match arguments.get(property) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        };
+        headers.push((name.to_string(), value));
+    }
+    headers
+}
+
 /// The `_meta` entries every request of the stateless revision carries.
 fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
     [
@@ -975,6 +1094,7 @@ struct Extras<'a> {
     name: Option<&'a str>,
     progress: Option<mpsc::UnboundedSender<Value>>,
     idempotent: bool,
+    param_headers: Vec<(String, String)>,
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ impl Dispatcher {
                 method: "",
                 name: None,
                 awaiting: None,
+                param_headers: &[],
             };
             let _ = session.connection.send(outgoing).await;
         });
@@ -206,6 +207,8 @@ pub(crate) struct RequestExtras<'a> {
     pub(crate) progress: Option<mpsc::UnboundedSender<Value>>,
     /// Whether a cancellation may be sent when the caller stops waiting.
     pub(crate) cancellable: bool,
+    /// `Mcp-Param-*` headers (stateless revision over HTTP).
+    pub(crate) param_headers: Vec<(String, String)>,
 }
 
 impl Session {
@@ -280,6 +283,7 @@ impl Session {
             method,
             name: extras.name,
             awaiting: Some(id),
+            param_headers: &extras.param_headers,
         };
         // Streamable HTTP reads the reply inside `send`, so the request counts as sent
         // (and a caller that stops waiting must cancel it) from here on.
@@ -321,6 +325,7 @@ impl Session {
                 method,
                 name: None,
                 awaiting: None,
+                param_headers: &[],
             })
             .await
     }

@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 
 use super::event_stream::SseParser;
 use super::{
-    deliver_text, http_send_error, transport_error, ConnectParams, Inbound, Limits, Negotiated,
-    Outgoing, SendError,
+    deliver_text, http_send_error, mcp_header_value, transport_error, ConnectParams, Inbound,
+    Limits, Negotiated, Outgoing, SendError,
 };
 use crate::core::mcp::auth::{read_capped, UpstreamAuth};
 use crate::core::mcp::error::McpError;
@@ -104,7 +104,11 @@ impl HttpConnection {
                     if negotiated.stateless {
                         request = request.header("Mcp-Method", outgoing.method);
                         if let Some(name) = outgoing.name {
-                            request = request.header("Mcp-Name", name);
+                            request = request.header("Mcp-Name", mcp_header_value(name));
+                        }
+                        for (name, value) in outgoing.param_headers {
+                            request = request
+                                .header(format!("Mcp-Param-{name}"), mcp_header_value(value));
                         }
                     }
                 }

@@ -77,6 +77,9 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) name: Option<&'a str>,
     /// The id of the response this message waits for, if it is a request.
     pub(crate) awaiting: Option<u64>,
+    /// `Mcp-Param-*` headers of the stateless revision (arguments marked
+    /// `x-mcp-header`), as (name suffix, value).
+    pub(crate) param_headers: &'a [(String, String)],
 }
 
 /// How a send failed.
@@ -197,6 +200,24 @@ pub(crate) fn transport_error(
     }
 }
 
+/// A header value as the stateless revision sends it: plain when it is visible ASCII
+/// without surrounding whitespace, else `=?base64?<base64 of the UTF-8>?=`.
+pub(crate) fn mcp_header_value(value: &str) -> String {
+    use base64::Engine;
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && value.trim() == value
+        && !value.starts_with("=?base64?");
+    if plain {
+        value.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+        )
+    }
+}
+
 /// Parses a received JSON text and hands each message to `inbound`; returns whether the
 /// response with id `awaiting` was among them.
 pub(crate) fn deliver_text(
@@ -221,5 +242,18 @@ pub(crate) fn deliver_text(
             tracing::warn!(server = %server_name, %error, preview = %preview, "ignored a message that is not JSON-RPC");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mcp_header_value;
+
+    #[test]
+    fn header_values_are_encoded_when_they_are_not_plain_ascii() {
+        assert_eq!(mcp_header_value("get_weather"), "get_weather");
+        assert_eq!(mcp_header_value("café"), "=?base64?Y2Fmw6k=?=");
+        assert_eq!(mcp_header_value(" padded"), "=?base64?IHBhZGRlZA==?=");
+        assert!(mcp_header_value("=?base64?x?=").starts_with("=?base64?PT9"));
     }
 }
