@@ -836,3 +836,34 @@ async fn arguments_marked_x_mcp_header_travel_as_headers() {
     assert_eq!(headers["mcp-param-region"], "=?base64?esO8cmljaA==?=");
     assert_eq!(headers["mcp-name"], "routed");
 }
+
+#[tokio::test]
+async fn a_streamable_http_url_that_speaks_only_legacy_sse_falls_back() {
+    let fixture = ServerProcess::fixture(&[]);
+    // Configured as streamable HTTP (inferred from the URL), served as legacy SSE only.
+    let gateway = gateway_with(McpServerConfig::new("old", fixture.url("/sse")), None).await;
+    let echo = gateway
+        .call_tool("old", "echo", json!({"text": "via sse"}))
+        .await
+        .unwrap();
+    assert_eq!(echo.text(), "via sse");
+    let stats = get_json(&fixture.url("/stats")).await;
+    assert_eq!(stats["sse_connections"], 1, "{stats}");
+    // Remembered: a new session goes straight to SSE, without the two refused POSTs.
+    let requests_before = stats["http_requests"].as_u64().unwrap();
+    post_empty(&fixture.url("/admin/forget-sessions")).await;
+    gateway
+        .call_tool("old", "echo", json!({"text": "again"}))
+        .await
+        .unwrap();
+    let stats = get_json(&fixture.url("/stats")).await;
+    assert_eq!(stats["sse_connections"], 2, "{stats}");
+    assert_eq!(stats["methods"]["initialize"], 2, "{stats}");
+    // forget-sessions (which also ends the stream, so the gateway knows the session is
+    // gone), GET /sse, initialize, initialized, tools/call: no refused POST first.
+    assert_eq!(
+        stats["http_requests"].as_u64().unwrap() - requests_before,
+        5,
+        "{stats}"
+    );
+}

@@ -179,6 +179,8 @@ struct Inner {
     /// Serializes connecting, and holds the reconnection backoff.
     connect: tokio::sync::Mutex<Backoff>,
     era: Mutex<Era>,
+    /// Set when a server configured for streamable HTTP speaks only legacy SSE.
+    legacy_sse: std::sync::atomic::AtomicBool,
     last_error: Mutex<Option<String>>,
     tools: Arc<ToolCache>,
     notifications: broadcast::Sender<ServerNotification>,
@@ -232,6 +234,7 @@ impl McpServer {
                 session: RwLock::new(None),
                 connect: tokio::sync::Mutex::new(Backoff::default()),
                 era: Mutex::new(era),
+                legacy_sse: std::sync::atomic::AtomicBool::new(false),
                 last_error: Mutex::new(None),
                 notifications,
                 next_id: AtomicU64::new(1),
@@ -435,6 +438,15 @@ impl McpServer {
             )
             .await
         {
+            Ok(result) if result.get("resultType").and_then(Value::as_str) == Some("input_required") => {
+                Err(McpError::ToolExecutionError {
+                    server_name: self.name().to_string(),
+                    tool_name: tool.to_string(),
+                    message: "the server asked for input (elicitation, sampling or roots) that this caller cannot provide".to_string(),
+                    code: None,
+                    data: result.get("inputRequests").cloned(),
+                })
+            }
             Ok(result) => Ok(ToolResult::from_value(result)),
             Err(McpError::Rpc {
                 code,
@@ -756,9 +768,16 @@ impl McpServer {
             self.inner.notifications.clone(),
             self.inner.tasks.clone(),
         ));
+        let legacy_sse = self.inner.legacy_sse.load(Ordering::Relaxed);
+        let transport = if legacy_sse {
+            Transport::Sse
+        } else {
+            self.inner.config.transport
+        };
         let connection = Connection::open(ConnectParams {
             server_name: self.name(),
             config: &self.inner.config,
+            transport,
             http: self.inner.http.clone(),
             auth: self.inner.auth.clone(),
             inbound: dispatcher.clone(),
@@ -789,6 +808,23 @@ impl McpServer {
             }
             Err(error) => {
                 session.close().await;
+                // A server configured for streamable HTTP that refuses both probes with
+                // 400/404/405 may speak the legacy HTTP+SSE transport at the same URL
+                // (the spec's backward-compatibility rule); try that once, and remember.
+                let refused = matches!(&error, McpError::Transport { message, .. }
+                    if ["HTTP 400", "HTTP 404", "HTTP 405"].iter().any(|s| message.contains(s)));
+                if transport == Transport::Http && refused {
+                    tracing::info!(server = %self.name(), %error, "trying the legacy HTTP+SSE transport");
+                    self.inner.legacy_sse.store(true, Ordering::Relaxed);
+                    self.remember_era(Era::Sessions);
+                    let fallback = Box::pin(self.open_session()).await;
+                    if fallback.is_err() {
+                        self.inner.legacy_sse.store(false, Ordering::Relaxed);
+                        self.remember_era(Era::Unknown);
+                        return Err(error);
+                    }
+                    return fallback;
+                }
                 Err(error)
             }
         }

@@ -52,6 +52,9 @@ pub(crate) struct ConnectParams<'a> {
     pub(crate) server_name: &'a str,
     /// The server's configuration.
     pub(crate) config: &'a McpServerConfig,
+    /// The transport to use: the configured one, or legacy SSE when a server
+    /// configured for streamable HTTP turned out to speak only that.
+    pub(crate) transport: Transport,
     /// The gateway's shared, pooled HTTP client.
     pub(crate) http: reqwest::Client,
     /// The server's credentials.
@@ -126,7 +129,7 @@ impl Connection {
     /// # Errors
     /// The transport's failure to connect.
     pub(crate) async fn open(params: ConnectParams<'_>) -> Result<Connection, McpError> {
-        Ok(match params.config.transport {
+        Ok(match params.transport {
             Transport::Http => Connection::Http(http::HttpConnection::new(params)?),
             Transport::Sse => Connection::Sse(sse::SseConnection::connect(params).await?),
             Transport::WebSocket => {
