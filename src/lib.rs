@@ -8,5 +8,7 @@
 //! # Layout
 //! - [`core::mcp`]: the library (the upstream side), as the project's seed document
 //!   describes it.
+//! - [`settings`]: the service's settings file: its format, parsing and validation.
 
 pub mod core;
+pub mod settings;

@@ -238,6 +238,21 @@ impl McpGateway {
         self.resolve(name)
     }
 
+    /// The names of the registered servers, sorted.
+    pub fn server_names(&self) -> Vec<String> {
+        self.inner
+            .servers
+            .read()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A server by name or alias, without waiting (for callers that are not async or
+    /// must not yield).
+    pub fn server_now(&self, name: &str) -> Option<McpServer> {
+        self.resolve(name).ok()
+    }
+
     /// Every registered server, sorted by name.
     pub async fn list_servers(&self) -> Vec<ServerInfo> {
         let aliases = self.read_aliases();
