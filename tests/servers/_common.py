@@ -66,7 +66,28 @@ def setup_logging(level: str) -> None:
     )
 
 
-def register_tools(mcp: Any, Context: Any, authorization: Callable[[Any], Optional[str]]) -> None:
+def authorization_from_ctx(ctx: Any) -> Optional[str]:
+    """The incoming request's Authorization header, or None.
+
+    2.x: `ctx.headers`. 1.x streamable HTTP / SSE: the Starlette request the
+    SDK attaches to the request context (for SSE that is the POST to
+    /messages/, not the GET /sse). 1.x WebSocket: the SDK gives no request, so
+    the WebSocket endpoint stores the upgrade request's headers in
+    `current_headers` (a contextvar inherited by the handler tasks).
+    """
+    headers = getattr(ctx, "headers", None)  # 2.x
+    if headers is None:
+        try:
+            request = ctx.request_context.request  # 1.x
+        except Exception:
+            request = None
+        headers = getattr(request, "headers", None)
+    if headers is None:
+        headers = current_headers.get()
+    return None if headers is None else headers.get("authorization")
+
+
+def register_tools(mcp: Any, Context: Any, authorization: Callable[[Any], Optional[str]] = authorization_from_ctx) -> None:
     """Register the uniform tool set on a FastMCP (1.x) / MCPServer (2.x).
 
     `authorization(ctx)` returns the incoming Authorization header or None.
@@ -98,7 +119,7 @@ def register_tools(mcp: Any, Context: Any, authorization: Callable[[Any], Option
         return "done"
 
     @mcp.tool(description="Always fails: the result comes back with isError: true.")
-    def fail() -> str:
+    def fail():  # no return annotation -> no outputSchema
         raise RuntimeError("intentional failure from the fail tool")
 
     @mcp.tool(description="Return the Authorization header of the incoming request ('' if none).")
@@ -109,13 +130,6 @@ def register_tools(mcp: Any, Context: Any, authorization: Callable[[Any], Option
     async def sleep(ms: int) -> str:
         await asyncio.sleep(ms / 1000)
         return f"slept {ms}ms"
-
-
-def header_from_request(request: Any, name: str = "authorization") -> Optional[str]:
-    headers = getattr(request, "headers", None)
-    if headers is None:
-        return None
-    return headers.get(name)
 
 
 def _bind(port: int) -> socket.socket:

@@ -32,11 +32,7 @@ def main() -> None:
 
     mcp = MCPServer("py2-test-server", version="1.0.0", log_level=args.log_level.upper())
 
-    def authorization(ctx: Context):
-        headers = ctx.headers
-        return None if headers is None else headers.get("authorization")
-
-    _common.register_tools(mcp, Context, authorization)
+    _common.register_tools(mcp, Context)
     app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=args.stateless,

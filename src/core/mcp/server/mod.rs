@@ -851,6 +851,9 @@ impl McpServer {
                 Err(error) if era == Era::Stateless => return Err(error),
                 Err(error) if falls_back_to_initialize(&error) => {
                     tracing::debug!(server = %self.name(), %error, "no stateless discovery; using initialize");
+                    // A probe cut off by its budget left its headers and maybe a session id.
+                    session.connection.set_negotiated(Negotiated::default());
+                    session.connection.reset_session();
                 }
                 Err(error) => return Err(error),
             }
@@ -951,6 +954,7 @@ impl McpServer {
             Ok(result) => result,
             Err(error) => {
                 session.connection.set_negotiated(Negotiated::default());
+                session.connection.reset_session();
                 return Err(error);
             }
         };

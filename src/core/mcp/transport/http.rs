@@ -85,6 +85,13 @@ impl HttpConnection {
         }
     }
 
+    /// Forgets the session id (after a failed probe, before `initialize`).
+    pub(crate) fn reset_session(&self) {
+        if let Ok(mut session) = self.shared.session_id.lock() {
+            *session = None;
+        }
+    }
+
     /// POSTs one message and reads its reply.
     pub(crate) async fn send(&self, outgoing: Outgoing<'_>) -> Result<(), SendError> {
         let shared = &self.shared;
@@ -123,7 +130,11 @@ impl HttpConnection {
             }
             return Err(SendError::SessionExpired);
         }
-        if let Some(session) = response.headers().get(SESSION_HEADER) {
+        if let Some(session) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .filter(|_| status.is_success())
+        {
             if let Ok(mut current) = shared.session_id.lock() {
                 if current.as_ref() != Some(session) {
                     *current = Some(session.clone());

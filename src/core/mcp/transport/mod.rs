@@ -160,6 +160,13 @@ impl Connection {
         }
     }
 
+    /// Forgets an HTTP session id a failed probe may have left behind.
+    pub(crate) fn reset_session(&self) {
+        if let Connection::Http(c) = self {
+            c.reset_session();
+        }
+    }
+
     /// Starts receiving server-initiated messages where the transport needs a separate
     /// channel for them (the GET stream of streamable HTTP).
     pub(crate) fn start_listening(&self) {
