@@ -8,7 +8,9 @@
 //! # Layout
 //! - [`core::mcp`]: the library (the upstream side), as the project's seed document
 //!   describes it.
+//! - [`proxy`]: the service (downstream faces, sessions, REST, metrics).
 //! - [`settings`]: the service's settings file: its format, parsing and validation.
 
 pub mod core;
+pub mod proxy;
 pub mod settings;

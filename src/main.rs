@@ -1,98 +1,212 @@
-//! The `litellm-mcp` binary.
+//! The `litellm-mcp` binary: wires the settings file, logging, signals and the listener
+//! to the library and the service. `anyhow` lives here only.
 //!
-//! Today it exposes the library from a shell: `tools` lists what one server offers and
-//! `call` calls one of its tools. The service (`serve`, `stdio`, `check`, …) comes with
-//! the gateway-service work. `anyhow` lives here only.
+//! Commands: `serve` (the HTTP service), `stdio` (the gateway as a stdio MCP server, for
+//! desktop clients that launch it), `check` (validate a settings file), `tools` (what the
+//! configured servers offer), `call` (call one tool), `hash-key` (the digest to put in
+//! `api_keys[].key_hash`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use litellm_rs::core::mcp::{McpGateway, McpServerConfig, Transport};
+use litellm_rs::core::mcp::permissions::KeyDigest;
+use litellm_rs::core::mcp::McpGateway;
+use litellm_rs::proxy::{self, AppState};
+use litellm_rs::settings::Settings;
 
 #[derive(Parser)]
-#[command(name = "litellm-mcp", version, about = "An MCP gateway")]
+#[command(
+    name = "litellm-mcp",
+    version,
+    about = "An MCP gateway: many MCP servers behind one endpoint"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(clap::Args)]
-struct Target {
-    /// The server: an http(s):// or ws(s):// URL, or a stdio command line.
-    #[arg(long)]
-    url: String,
-    /// The transport; inferred from the URL when omitted.
-    #[arg(long, value_parser = parse_transport)]
-    transport: Option<Transport>,
-    /// Timeout of each request, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    timeout_ms: u64,
+struct Config {
+    /// The settings file (YAML).
+    #[arg(short, long, env = "LITELLM_MCP_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// List a server's tools as JSON.
+    /// Serve the configured servers over HTTP (MCP at /mcp, REST at /v1/mcp).
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        /// Seconds that requests in flight get to finish at shutdown.
+        #[arg(long, default_value_t = 10)]
+        grace_secs: u64,
+    },
+    /// Serve the configured servers as an MCP server on stdin/stdout.
+    Stdio {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Check a settings file and print every problem with its place.
+    Check {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// List the tools of the configured servers as JSON.
     Tools {
         #[command(flatten)]
-        target: Target,
+        config: Config,
     },
-    /// Call a tool with JSON arguments and print the result as JSON.
+    /// Call a tool and print the result as JSON.
     Call {
         #[command(flatten)]
-        target: Target,
-        /// The tool's name.
+        config: Config,
+        /// The server (or alias).
+        server: String,
+        /// The tool.
         tool: String,
         /// The arguments, a JSON object.
         #[arg(default_value = "{}")]
         arguments: String,
     },
+    /// Print the digest of an API key (read from stdin) for `api_keys[].key_hash`.
+    HashKey,
 }
 
-fn parse_transport(text: &str) -> Result<Transport, String> {
-    serde_json::from_value(serde_json::Value::from(text))
-        .map_err(|_| "expected http, sse, websocket or stdio".to_string())
-}
-
-async fn gateway_for(target: &Target) -> anyhow::Result<McpGateway> {
-    let mut config = McpServerConfig::new("server", &target.url).with_timeout(target.timeout_ms);
-    if let Some(transport) = target.transport {
-        config = config.with_transport(transport);
+fn init_logging(to_stderr_only: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if to_stderr_only {
+        builder.with_writer(std::io::stderr).init();
+    } else {
+        builder.init();
     }
-    let gateway = McpGateway::new();
-    gateway.register_server(config).await?;
-    Ok(gateway)
+}
+
+fn load(config: &Config) -> anyhow::Result<Settings> {
+    Settings::load(&config.config).map_err(|e| anyhow::anyhow!("{}:\n{e}", config.config.display()))
+}
+
+async fn gateway(settings: &Settings) -> anyhow::Result<McpGateway> {
+    settings
+        .build_gateway()
+        .await
+        .context("building the gateway")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    let (gateway, output) = match cli.command {
-        Command::Tools { target } => {
-            let gateway = gateway_for(&target).await?;
-            let tools = gateway.get_server("server").await?.list_tools().await?;
-            (gateway, serde_json::to_value(tools.tools())?)
+    match cli.command {
+        Command::Check { config } => {
+            let settings = load(&config)?;
+            println!(
+                "{}: ok ({} servers, {} API keys, listen {})",
+                config.config.display(),
+                settings.servers.len(),
+                settings.api_keys.len(),
+                settings.listen
+            );
+        }
+        Command::HashKey => {
+            let mut key = String::new();
+            std::io::stdin()
+                .read_line(&mut key)
+                .context("reading the key from stdin")?;
+            let key = key.trim();
+            anyhow::ensure!(!key.is_empty(), "no key on stdin");
+            println!("sha256:{}", KeyDigest::of(key).to_hex());
+        }
+        Command::Serve { config, grace_secs } => {
+            init_logging(false);
+            let settings = load(&config)?;
+            let gateway = gateway(&settings).await?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding {}", settings.listen))?;
+            let state = AppState::new(gateway, &settings);
+            proxy::serve(
+                listener,
+                state,
+                shutdown_signal(),
+                Duration::from_secs(grace_secs),
+            )
+            .await?;
+        }
+        Command::Stdio { config } => {
+            init_logging(true);
+            let settings = load(&config)?;
+            let gateway = gateway(&settings).await?;
+            let state = AppState::new(gateway, &settings);
+            proxy::stdio_face::serve(state, tokio::io::stdin(), tokio::io::stdout()).await?;
+        }
+        Command::Tools { config } => {
+            init_logging(true);
+            let settings = load(&config)?;
+            let gateway = gateway(&settings).await?;
+            let discovery = gateway.discover_tools().await;
+            let tools: Vec<serde_json::Value> = discovery
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut value = serde_json::to_value(t).unwrap_or_default();
+                    value["name"] = serde_json::Value::from(t.exposed_name());
+                    value
+                })
+                .collect();
+            let failures: Vec<serde_json::Value> = discovery
+                .failures
+                .iter()
+                .map(|f| serde_json::json!({"server": f.server_name, "error": f.error.to_string()}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"tools": tools, "failures": failures})
+                )?
+            );
+            gateway.shutdown(Duration::from_secs(5)).await;
         }
         Command::Call {
-            target,
+            config,
+            server,
             tool,
             arguments,
         } => {
+            init_logging(true);
             let arguments: serde_json::Value =
                 serde_json::from_str(&arguments).context("the arguments are not JSON")?;
-            let gateway = gateway_for(&target).await?;
-            let result = gateway.call_tool("server", &tool, arguments).await?;
-            (gateway, result.into_value())
+            let settings = load(&config)?;
+            let gateway = gateway(&settings).await?;
+            let result = gateway.call_tool(&server, &tool, arguments).await;
+            gateway.shutdown(Duration::from_secs(5)).await;
+            println!("{}", serde_json::to_string_pretty(&result?.into_value())?);
         }
-    };
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    gateway.shutdown(Duration::from_secs(5)).await;
+    }
     Ok(())
 }

@@ -1,0 +1,542 @@
+//! The MCP methods the gateway answers for downstream clients, whatever face they come
+//! through (streamable HTTP, SSE, WebSocket, stdio): one place that turns a client's
+//! JSON-RPC request into calls on the [`McpGateway`] and the caller's permissions.
+//!
+//! Owns: the handshake answers (`initialize`, `server/discover`), aggregated and
+//! permission-filtered lists with the gateway's own opaque cursors, tool calls routed by
+//! aggregated name, namespaced resource URIs and prompt names, and the mapping of
+//! library errors to JSON-RPC errors. It does not know about HTTP, sessions or framing:
+//! faces give it a [`Scope`], a [`Caller`] and a method, and get a result or an error.
+//!
+//! Names: on `/mcp` (scope [`Scope::All`]) tools and prompts are `<server><sep><name>`
+//! and resource URIs are `mcpgw://<server>/<original uri>`; on `/mcp/<server>`
+//! ([`Scope::Server`]) they are the server's own. A tool, prompt or server the caller may
+//! not see is answered exactly as one that does not exist.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use crate::core::mcp::permissions::{Caller, KeyDigest, PermissionLevel, PermissionManager};
+use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::core::mcp::{CallOptions, McpError, McpGateway, McpServer};
+
+/// Page size of the gateway's own pagination.
+const PAGE_SIZE: usize = 200;
+/// Scheme of namespaced resource URIs on `/mcp`.
+const RESOURCE_SCHEME: &str = "mcpgw://";
+
+/// Which servers a downstream endpoint exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every server, with aggregated names (`/mcp`).
+    All,
+    /// One server, with its own names (`/mcp/<server>`).
+    Server(String),
+}
+
+/// Who is asking, as the face established it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The caller (key, team, organisation) for permission decisions.
+    pub caller: Caller,
+    /// The digest of the caller's key, computed once per request.
+    pub digest: Option<KeyDigest>,
+    /// A name for logs and metrics (the key's configured name, or `anonymous`).
+    pub name: String,
+}
+
+impl Identity {
+    /// A caller without a key (a gateway configured without API keys).
+    pub fn anonymous() -> Self {
+        Identity {
+            caller: Caller::default(),
+            digest: None,
+            name: "anonymous".to_string(),
+        }
+    }
+}
+
+/// A JSON-RPC error to send to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientError {
+    /// The code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+    /// Optional data.
+    pub data: Option<Value>,
+}
+
+impl ClientError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        ClientError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    fn unknown_tool(name: &str) -> Self {
+        Self::new(INVALID_PARAMS, format!("Unknown tool: {name}"))
+    }
+
+    /// The error as a JSON-RPC error object.
+    pub fn to_value(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        error
+    }
+}
+
+impl From<McpError> for ClientError {
+    fn from(error: McpError) -> Self {
+        let code = error.jsonrpc_code();
+        let data = match &error {
+            McpError::ToolExecutionError { data, .. } | McpError::Rpc { data, .. } => data.clone(),
+            _ => None,
+        };
+        let message = match &error {
+            // The upstream's own words, not wrapped in ours.
+            McpError::ToolExecutionError { message, .. } | McpError::Rpc { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        };
+        ClientError {
+            code,
+            message,
+            data,
+        }
+    }
+}
+
+/// The result of one client request: a result or an error.
+pub type Outcome = Result<Value, ClientError>;
+
+/// Answers downstream MCP requests.
+#[derive(Clone)]
+pub struct McpHandler {
+    gateway: McpGateway,
+    permissions: Arc<PermissionManager>,
+    server_name: String,
+}
+
+/// Per-request context from the face.
+pub struct RequestContext<'a> {
+    /// Who is asking.
+    pub identity: &'a Identity,
+    /// Which servers the endpoint exposes.
+    pub scope: &'a Scope,
+    /// Where this request's progress notifications go (already addressed to the
+    /// client's own progress token by the face).
+    pub progress: Option<mpsc::UnboundedSender<Value>>,
+}
+
+impl McpHandler {
+    /// A handler over a gateway, deciding with `permissions`.
+    pub fn new(gateway: McpGateway, permissions: Arc<PermissionManager>) -> Self {
+        McpHandler {
+            gateway,
+            permissions,
+            server_name: "litellm-mcp".to_string(),
+        }
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &McpGateway {
+        &self.gateway
+    }
+
+    /// The caller's level for a tool (or prompt/resource) of a server.
+    pub fn level(&self, identity: &Identity, server: &str, name: &str) -> PermissionLevel {
+        self.permissions
+            .resolve_digest(identity.digest.as_ref(), &identity.caller, server, name)
+    }
+
+    /// The `initialize` result for a client that asked for `requested`.
+    pub fn initialize_result(&self, requested: &str) -> Value {
+        let version = if protocol::is_supported_session_version(requested) {
+            requested
+        } else {
+            protocol::LATEST_SESSION_VERSION
+        };
+        json!({
+            "protocolVersion": version,
+            "capabilities": self.capabilities(),
+            "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
+        })
+    }
+
+    /// The `server/discover` result (stateless revision).
+    pub fn discover_result(&self) -> Value {
+        json!({
+            "resultType": "complete",
+            "supportedVersions": protocol::SUPPORTED_VERSIONS,
+            "capabilities": self.capabilities(),
+            "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
+            "ttlMs": 0,
+            "cacheScope": "private",
+        })
+    }
+
+    fn capabilities(&self) -> Value {
+        json!({
+            "tools": {"listChanged": true},
+            "resources": {"listChanged": true},
+            "prompts": {"listChanged": true},
+        })
+    }
+
+    /// Answers one request (not the handshake, which needs the face's session).
+    pub async fn handle(&self, ctx: RequestContext<'_>, method: &str, params: Value) -> Outcome {
+        match method {
+            protocol::METHOD_PING => Ok(json!({})),
+            protocol::METHOD_TOOLS_LIST => self.list_tools(&ctx, &params).await,
+            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params).await,
+            "resources/list" => self.list_items(&ctx, &params, Kind::Resources).await,
+            "resources/templates/list" => self.list_items(&ctx, &params, Kind::Templates).await,
+            "prompts/list" => self.list_items(&ctx, &params, Kind::Prompts).await,
+            "resources/read" => self.read_resource(&ctx, params).await,
+            "prompts/get" => self.get_prompt(&ctx, params).await,
+            "logging/setLevel" => Ok(json!({})),
+            other => Err(ClientError::new(
+                METHOD_NOT_FOUND,
+                format!("Method not found: {other}"),
+            )),
+        }
+    }
+
+    /// The servers of the scope that the gateway has and that are enabled.
+    fn servers_in(&self, scope: &Scope) -> Vec<String> {
+        match scope {
+            Scope::All => self
+                .gateway
+                .server_names()
+                .into_iter()
+                .filter(|name| {
+                    self.gateway
+                        .server_now(name)
+                        .is_some_and(|s| s.is_enabled())
+                })
+                .collect(),
+            Scope::Server(name) => vec![name.clone()],
+        }
+    }
+
+    async fn list_tools(&self, ctx: &RequestContext<'_>, params: &Value) -> Outcome {
+        let mut tools = Vec::new();
+        let servers = self.servers_in(ctx.scope);
+        let lists = futures::future::join_all(servers.iter().map(|name| async move {
+            match self.gateway.server_now(name) {
+                Some(server) => (name, server.list_tools().await.ok()),
+                None => (name, None),
+            }
+        }))
+        .await;
+        for (server, snapshot) in lists {
+            let Some(snapshot) = snapshot else { continue };
+            for tool in snapshot.tools() {
+                if self.level(ctx.identity, server, &tool.name) < PermissionLevel::Read {
+                    continue;
+                }
+                let mut value = serde_json::to_value(tool).unwrap_or(Value::Null);
+                if *ctx.scope == Scope::All {
+                    value["name"] = Value::from(self.gateway.qualified_name(server, &tool.name));
+                }
+                tools.push(value);
+            }
+        }
+        paginate(tools, params, "tools")
+    }
+
+    /// Splits a client's tool or prompt name into (server, name) for the scope.
+    fn route<'n>(&self, scope: &'n Scope, name: &'n str) -> Option<(&'n str, &'n str)> {
+        match scope {
+            Scope::All => self.gateway.split_qualified_name(name),
+            Scope::Server(server) => Some((server.as_str(), name)),
+        }
+    }
+
+    async fn call_tool(&self, ctx: RequestContext<'_>, params: Value) -> Outcome {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "tools/call needs a 'name'"))?;
+        let arguments = match params.get("arguments") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(arguments) => arguments.clone(),
+        };
+        let (server, tool) = self
+            .route(ctx.scope, name)
+            .ok_or_else(|| ClientError::unknown_tool(name))?;
+        let upstream = self
+            .gateway
+            .server_now(server)
+            .filter(McpServer::is_enabled)
+            .ok_or_else(|| ClientError::unknown_tool(name))?;
+        match self.level(ctx.identity, upstream.name(), tool) {
+            PermissionLevel::Deny => return Err(ClientError::unknown_tool(name)),
+            PermissionLevel::Read => {
+                return Err(ClientError::new(
+                    McpError::PermissionDenied {
+                        server_name: String::new(),
+                        tool_name: String::new(),
+                        operation: "call",
+                        required: PermissionLevel::Execute,
+                    }
+                    .jsonrpc_code(),
+                    format!("Permission denied: calling {name} needs the execute level"),
+                ))
+            }
+            PermissionLevel::Execute | PermissionLevel::Admin => {}
+        }
+        let meta = params
+            .get("_meta")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "progressToken")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Map<String, Value>>()
+            })
+            .filter(|m| !m.is_empty());
+        let options = CallOptions {
+            progress: ctx.progress,
+            timeout: None,
+            meta,
+        };
+        match upstream.call_tool_with(tool, arguments, options).await {
+            Ok(result) => Ok(result.into_value()),
+            Err(McpError::ToolNotFound { .. }) => Err(ClientError::unknown_tool(name)),
+            // The spec asks for argument problems as tool errors, so a model can correct
+            // its call.
+            Err(McpError::InvalidArguments { field, message, .. }) => Ok(json!({
+                "content": [{"type": "text", "text": format!("Invalid arguments for {name}: {field}: {message}")}],
+                "isError": true,
+            })),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn list_items(&self, ctx: &RequestContext<'_>, params: &Value, kind: Kind) -> Outcome {
+        let servers = self.servers_in(ctx.scope);
+        let lists = futures::future::join_all(servers.iter().map(|name| async move {
+            let server = self.gateway.server_now(name)?;
+            let has = server
+                .capabilities()
+                .is_none_or(|c| c.get(kind.capability()).is_some());
+            if !has {
+                return None;
+            }
+            Some((
+                name,
+                fetch_all(&server, kind.method(), kind.field()).await.ok()?,
+            ))
+        }))
+        .await;
+        let mut items = Vec::new();
+        for (server, list) in lists.into_iter().flatten() {
+            for mut item in list {
+                let key = item
+                    .get(kind.key())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if self.level(ctx.identity, server, key) < PermissionLevel::Read {
+                    continue;
+                }
+                if *ctx.scope == Scope::All {
+                    let renamed = match kind {
+                        Kind::Prompts => self.gateway.qualified_name(server, key),
+                        Kind::Resources | Kind::Templates => {
+                            format!("{RESOURCE_SCHEME}{server}/{key}")
+                        }
+                    };
+                    item[kind.key()] = Value::from(renamed);
+                }
+                items.push(item);
+            }
+        }
+        paginate(items, params, kind.field())
+    }
+
+    async fn read_resource(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
+        let uri = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "resources/read needs a 'uri'"))?
+            .to_string();
+        let not_found = || ClientError::new(INVALID_PARAMS, format!("Resource not found: {uri}"));
+        let (server, original) = match ctx.scope {
+            Scope::All => {
+                let rest = uri.strip_prefix(RESOURCE_SCHEME).ok_or_else(not_found)?;
+                let (server, original) = rest.split_once('/').ok_or_else(not_found)?;
+                (server.to_string(), original.to_string())
+            }
+            Scope::Server(server) => (server.clone(), uri.clone()),
+        };
+        let upstream = self
+            .gateway
+            .server_now(&server)
+            .filter(McpServer::is_enabled)
+            .ok_or_else(not_found)?;
+        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
+            return Err(not_found());
+        }
+        params["uri"] = Value::from(original.as_str());
+        let mut result = upstream.request("resources/read", Some(params)).await?;
+        if *ctx.scope == Scope::All {
+            if let Some(contents) = result.get_mut("contents").and_then(Value::as_array_mut) {
+                for content in contents {
+                    if let Some(inner) = content.get("uri").and_then(Value::as_str) {
+                        content["uri"] = Value::from(format!("{RESOURCE_SCHEME}{server}/{inner}"));
+                    }
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    async fn get_prompt(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "prompts/get needs a 'name'"))?
+            .to_string();
+        let unknown = || ClientError::new(INVALID_PARAMS, format!("Unknown prompt: {name}"));
+        let (server, prompt) = self.route(ctx.scope, &name).ok_or_else(unknown)?;
+        let (server, prompt) = (server.to_string(), prompt.to_string());
+        let upstream = self
+            .gateway
+            .server_now(&server)
+            .filter(McpServer::is_enabled)
+            .ok_or_else(unknown)?;
+        if self.level(ctx.identity, &server, &prompt) < PermissionLevel::Read {
+            return Err(unknown());
+        }
+        params["name"] = Value::from(prompt);
+        Ok(upstream.request("prompts/get", Some(params)).await?)
+    }
+}
+
+/// The kinds of list that are aggregated like tools.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Resources,
+    Templates,
+    Prompts,
+}
+
+impl Kind {
+    fn method(self) -> &'static str {
+        match self {
+            Kind::Resources => "resources/list",
+            Kind::Templates => "resources/templates/list",
+            Kind::Prompts => "prompts/list",
+        }
+    }
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Resources => "resources",
+            Kind::Templates => "resourceTemplates",
+            Kind::Prompts => "prompts",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Resources => "uri",
+            Kind::Templates => "uriTemplate",
+            Kind::Prompts => "name",
+        }
+    }
+    fn capability(self) -> &'static str {
+        match self {
+            Kind::Resources | Kind::Templates => "resources",
+            Kind::Prompts => "prompts",
+        }
+    }
+}
+
+/// Every page of an upstream list.
+async fn fetch_all(server: &McpServer, method: &str, field: &str) -> Result<Vec<Value>, McpError> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+        let page = server.request(method, params).await?;
+        if let Some(list) = page.get(field).and_then(Value::as_array) {
+            items.extend(list.iter().cloned());
+        }
+        match page.get("nextCursor").and_then(Value::as_str) {
+            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
+                cursor = Some(next.to_string());
+            }
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
+/// One page of `items` as `{<field>: [...], nextCursor?}`. The cursor is the gateway's
+/// own: an opaque encoding of the offset.
+fn paginate(items: Vec<Value>, params: &Value, field: &str) -> Outcome {
+    let start = match params.get("cursor").and_then(Value::as_str) {
+        None => 0,
+        Some(cursor) => decode_cursor(cursor)
+            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "Invalid cursor"))?,
+    };
+    let end = start.saturating_add(PAGE_SIZE).min(items.len());
+    let page: Vec<Value> = items
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut result = Map::new();
+    result.insert(field.to_string(), Value::Array(page));
+    if end < items.len() {
+        result.insert("nextCursor".into(), Value::from(encode_cursor(end)));
+    }
+    Ok(Value::Object(result))
+}
+
+fn encode_cursor(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("gw1:{offset}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("gw1:")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let items: Vec<Value> = (0..450).map(Value::from).collect();
+        let first = paginate(items.clone(), &json!({}), "tools").unwrap();
+        assert_eq!(first["tools"].as_array().unwrap().len(), PAGE_SIZE);
+        let cursor = first["nextCursor"].as_str().unwrap();
+        let second = paginate(items.clone(), &json!({"cursor": cursor}), "tools").unwrap();
+        assert_eq!(second["tools"][0], 200);
+        let third = paginate(
+            items.clone(),
+            &json!({"cursor": second["nextCursor"]}),
+            "tools",
+        )
+        .unwrap();
+        assert_eq!(third["tools"].as_array().unwrap().len(), 50);
+        assert!(third.get("nextCursor").is_none());
+        assert!(paginate(items, &json!({"cursor": "bogus!"}), "tools").is_err());
+    }
+}

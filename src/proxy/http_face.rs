@@ -1,0 +1,775 @@
+//! The MCP streamable HTTP face: `/mcp` (every server, aggregated names) and
+//! `/mcp/{server}` (one server, its own names), serving both protocol eras on one
+//! endpoint.
+//!
+//! Owns the HTTP rules of the transport: Host/Origin checks against DNS rebinding on
+//! loopback binds, API-key identity (401 with a JSON-RPC error body), content
+//! negotiation (JSON, or an SSE stream that carries a call's progress before its
+//! response), sessions made by `initialize` (`Mcp-Session-Id`, 404 for an unknown or
+//! foreign session, `MCP-Protocol-Version` checked, the GET stream for list changes,
+//! DELETE), and the stateless 2026-07-28 revision (`server/discover`, per-request
+//! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). What a
+//! method does is the [`McpHandler`]'s business.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::handler::{ClientError, Identity, McpHandler, Outcome, RequestContext, Scope};
+use super::sessions::{DownstreamSession, SessionError};
+use super::{jsonrpc_error, AppState};
+use crate::core::mcp::protocol::{self, Incoming};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Codes of the stateless revision.
+const HEADER_MISMATCH: i64 = -32020;
+const UNSUPPORTED_VERSION: i64 = -32022;
+/// A request the client cancelled (as LSP numbers it).
+const REQUEST_CANCELLED: i64 = -32800;
+
+/// `/mcp` and `/mcp/{server}`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/mcp", post(post_all).get(get_all).delete(delete_all))
+        .route(
+            "/mcp/{server}",
+            post(post_one).get(get_one).delete(delete_one),
+        )
+}
+
+async fn post_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    handle_post(state, None, headers, body).await
+}
+
+async fn post_one(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_post(state, Some(server), headers, body).await
+}
+
+async fn get_all(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    handle_get(state, None, headers).await
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    handle_get(state, Some(server), headers).await
+}
+
+async fn delete_all(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    handle_delete(state, None, headers).await
+}
+
+async fn delete_one(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    handle_delete(state, Some(server), headers).await
+}
+
+/// A JSON-RPC error as an HTTP response.
+fn error_response(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    (status, Json(jsonrpc_error(id, code, message))).into_response()
+}
+
+fn error_with_data(status: StatusCode, id: Value, error: &ClientError) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()});
+    (status, Json(body)).into_response()
+}
+
+#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per request
+/// The checks every method shares: Host/Origin, identity, scope. Returns the identity
+/// and the scope, or the response that refuses the request.
+fn admit(
+    state: &AppState,
+    server: Option<String>,
+    headers: &HeaderMap,
+) -> Result<(Identity, Scope), Response> {
+    if state.loopback() && !local_request(headers) {
+        return Err(error_response(
+            StatusCode::FORBIDDEN,
+            Value::Null,
+            -32600,
+            "Forbidden: the Host or Origin is not local (DNS rebinding protection)",
+        ));
+    }
+    let identity = state.keys().identify(headers).map_err(|e| {
+        state.metrics().record_request("http", "-", "unauthorized");
+        let mut response =
+            error_response(StatusCode::UNAUTHORIZED, Value::Null, -32001, e.message());
+        response
+            .headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        response
+    })?;
+    let scope = match server {
+        None => Scope::All,
+        Some(name) => match state.gateway().server_now(&name) {
+            Some(server) => Scope::Server(server.name().to_string()),
+            None => {
+                return Err(error_response(
+                    StatusCode::NOT_FOUND,
+                    Value::Null,
+                    -32600,
+                    &format!("Unknown MCP server: {name}"),
+                ))
+            }
+        },
+    };
+    Ok((identity, scope))
+}
+
+/// Whether Host and Origin name this machine (checked on loopback binds).
+fn local_request(headers: &HeaderMap) -> bool {
+    let local_host = |authority: &str| {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
+    };
+    let host_ok = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(local_host);
+    let origin_ok = headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|origin| {
+            origin == "null"
+                || origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| local_host(authority.trim_end_matches('/')))
+        });
+    host_ok && origin_ok
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn accepts_sse(headers: &HeaderMap) -> bool {
+    header(headers, "accept").is_some_and(|a| a.contains("text/event-stream"))
+}
+
+async fn handle_post(
+    state: AppState,
+    server: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (identity, scope) = match admit(&state, server, &headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let content_type = header(&headers, "content-type").unwrap_or_default();
+    if !content_type.starts_with("application/json") {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Value::Null,
+            -32600,
+            "Unsupported Media Type: send Content-Type: application/json",
+        );
+    }
+    let accept = header(&headers, "accept").unwrap_or("*/*");
+    if !(accept.contains("application/json")
+        || accept.contains("text/event-stream")
+        || accept.contains("*/*"))
+    {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            Value::Null,
+            -32600,
+            "Not Acceptable: accept application/json and text/event-stream",
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            state.metrics().record_request("http", "-", "error");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                protocol::PARSE_ERROR,
+                &format!("Parse error: {e}"),
+            );
+        }
+    };
+    if value.is_array() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            protocol::INVALID_REQUEST,
+            "Invalid Request: JSON-RPC batches are not accepted (protocol 2025-06-18 and later removed them)",
+        );
+    }
+    let message = match Incoming::from_value(value) {
+        Ok(message) => message,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                protocol::INVALID_REQUEST,
+                &format!("Invalid Request: {e}"),
+            )
+        }
+    };
+    let session_id = header(&headers, SESSION_HEADER).map(str::to_string);
+    let session = match &session_id {
+        Some(id) => match state.sessions().get(id, identity.digest.as_ref(), &scope) {
+            Some(session) => Some(session),
+            None => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    Value::Null,
+                    -32001,
+                    "Session not found",
+                )
+            }
+        },
+        None => None,
+    };
+    match message {
+        Incoming::Response { .. } => StatusCode::ACCEPTED.into_response(),
+        Incoming::Notification { method, params } => {
+            if method == protocol::NOTIFICATION_CANCELLED {
+                if let (Some(session), Some(id)) = (&session, params.get("requestId")) {
+                    session.cancel(id);
+                }
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        Incoming::Request { id, method, params } => {
+            let ctx = PostContext {
+                state,
+                identity,
+                scope,
+                headers,
+            };
+            match session {
+                Some(session) => ctx.in_session(session, id, method, params).await,
+                None if method == protocol::METHOD_INITIALIZE => ctx.initialize(id, &params),
+                None => ctx.stateless(id, method, params).await,
+            }
+        }
+    }
+}
+
+/// Everything a request's handling needs.
+struct PostContext {
+    state: AppState,
+    identity: Identity,
+    scope: Scope,
+    headers: HeaderMap,
+}
+
+impl PostContext {
+    fn initialize(self, id: Value, params: &Value) -> Response {
+        let requested = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let result = self.state.handler().initialize_result(requested);
+        let version = result["protocolVersion"]
+            .as_str()
+            .unwrap_or(protocol::LATEST_SESSION_VERSION);
+        let session = match self.state.sessions().create(self.identity.digest, self.scope.clone(), version) {
+            Ok(session) => session,
+            Err(SessionError::TooMany) => {
+                return error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    id,
+                    -32600,
+                    "Too many sessions for this API key: close one (DELETE) or wait for idle ones to expire",
+                )
+            }
+        };
+        self.state
+            .metrics()
+            .record_request("http", protocol::METHOD_INITIALIZE, "ok");
+        tracing::info!(key = %self.identity.name, session = %session.id, %version, "downstream session opened");
+        let mut response = Json(protocol::response(id, result)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&session.id) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+        response
+    }
+
+    async fn in_session(
+        self,
+        session: std::sync::Arc<DownstreamSession>,
+        id: Value,
+        method: String,
+        params: Value,
+    ) -> Response {
+        if let Some(version) = header(&self.headers, VERSION_HEADER) {
+            if version != session.protocol_version
+                && !protocol::is_supported_session_version(version)
+            {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    -32600,
+                    &format!("Bad Request: unsupported MCP-Protocol-Version '{version}'"),
+                );
+            }
+        }
+        if method == protocol::METHOD_INITIALIZE {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Bad Request: the session is already initialized",
+            );
+        }
+        let cancel = session.begin(&id);
+        let response = self
+            .run(id.clone(), method, params, false, Some(cancel))
+            .await;
+        session.end(&id);
+        response
+    }
+
+    async fn stateless(self, id: Value, method: String, params: Value) -> Response {
+        let meta_version = params
+            .pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let header_version = header(&self.headers, VERSION_HEADER).map(str::to_string);
+        let modern = meta_version.is_some()
+            || header_version
+                .as_deref()
+                .is_some_and(|v| !protocol::is_supported_session_version(v));
+        if !modern {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "Bad Request: Mcp-Session-Id header is required (send initialize first, or use protocol 2026-07-28)",
+            );
+        }
+        let Some(requested) = meta_version else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                protocol::INVALID_PARAMS,
+                "Invalid params: _meta['io.modelcontextprotocol/protocolVersion'] is required",
+            );
+        };
+        if requested != protocol::STATELESS_VERSION {
+            let error = ClientError {
+                code: UNSUPPORTED_VERSION,
+                message: format!("Unsupported protocol version: {requested}"),
+                data: Some(
+                    json!({"supported": [protocol::STATELESS_VERSION], "requested": requested}),
+                ),
+            };
+            return error_with_data(StatusCode::BAD_REQUEST, id, &error);
+        }
+        if params
+            .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities")
+            .is_none()
+        {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                protocol::INVALID_PARAMS,
+                "Invalid params: _meta['io.modelcontextprotocol/clientCapabilities'] is required",
+            );
+        }
+        if let Err(message) = check_modern_headers(&self.headers, &requested, &method, &params) {
+            return error_response(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &message);
+        }
+        if method == protocol::METHOD_DISCOVER {
+            self.state.metrics().record_request("http", &method, "ok");
+            return Json(protocol::response(
+                id,
+                self.state.handler().discover_result(),
+            ))
+            .into_response();
+        }
+        if matches!(method.as_str(), "ping" | "logging/setLevel" | "initialize") {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                id,
+                protocol::METHOD_NOT_FOUND,
+                &format!("Method not found: {method}"),
+            );
+        }
+        self.run(id, method, params, true, None).await
+    }
+
+    /// Runs a method, answering as JSON or (when the client asked for progress and
+    /// accepts it) as an SSE stream that carries the progress first.
+    async fn run(
+        self,
+        id: Value,
+        method: String,
+        params: Value,
+        stateless: bool,
+        cancel: Option<tokio_util::sync::CancellationToken>,
+    ) -> Response {
+        let progress_token = params.pointer("/_meta/progressToken").cloned();
+        let streaming = progress_token.is_some() && accepts_sse(&self.headers);
+        let (progress_tx, progress_rx) = match progress_token.is_some() {
+            true => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let handler = self.state.handler().clone();
+        let state = self.state.clone();
+        let identity = self.identity.clone();
+        let scope = self.scope.clone();
+        let method_for_call = method.clone();
+        let call = async move {
+            let started = Instant::now();
+            let tool = params
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let outcome = run_method(
+                &handler,
+                &identity,
+                &scope,
+                &method_for_call,
+                params,
+                progress_tx,
+            )
+            .await;
+            record(
+                &state,
+                &identity,
+                &scope,
+                &method_for_call,
+                tool.as_deref(),
+                &outcome,
+                started.elapsed(),
+            );
+            outcome
+        };
+        let call = async move {
+            match cancel {
+                Some(token) => tokio::select! {
+                    () = token.cancelled() => Err(ClientError { code: REQUEST_CANCELLED, message: "Request cancelled".into(), data: None }),
+                    outcome = call => outcome,
+                },
+                None => call.await,
+            }
+        };
+        if !streaming {
+            return json_reply(id, call.await, stateless);
+        }
+        let Some(progress_rx) = progress_rx else {
+            return json_reply(id, call.await, stateless);
+        };
+        let token = progress_token.unwrap_or(Value::Null);
+        let stream = futures::stream::unfold(
+            (Some(Box::pin(call)), progress_rx, id, token),
+            move |(mut call, mut progress_rx, id, token)| async move {
+                let running = call.as_mut()?;
+                tokio::select! {
+                    biased;
+                    Some(mut update) = progress_rx.recv() => {
+                        update["progressToken"] = token.clone();
+                        let note = protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update));
+                        Some((sse_event(&note), (call, progress_rx, id, token)))
+                    }
+                    outcome = running => {
+                        let body = reply_body(id.clone(), outcome, stateless);
+                        Some((sse_event(&body), (None, progress_rx, id, token)))
+                    }
+                }
+            },
+        );
+        Sse::new(stream).into_response()
+    }
+}
+
+fn sse_event(message: &Value) -> Result<Event, Infallible> {
+    Ok(Event::default().event("message").data(message.to_string()))
+}
+
+fn reply_body(id: Value, outcome: Outcome, stateless: bool) -> Value {
+    match outcome {
+        Ok(mut result) => {
+            if stateless {
+                if let Some(object) = result.as_object_mut() {
+                    object
+                        .entry("resultType")
+                        .or_insert_with(|| Value::from("complete"));
+                }
+            }
+            protocol::response(id, result)
+        }
+        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()}),
+    }
+}
+
+/// A JSON reply; in the stateless revision an unknown method is also an HTTP 404.
+fn json_reply(id: Value, outcome: Outcome, stateless: bool) -> Response {
+    let status = match &outcome {
+        Err(e) if stateless && e.code == protocol::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    };
+    (status, Json(reply_body(id, outcome, stateless))).into_response()
+}
+
+async fn run_method(
+    handler: &McpHandler,
+    identity: &Identity,
+    scope: &Scope,
+    method: &str,
+    params: Value,
+    progress: Option<mpsc::UnboundedSender<Value>>,
+) -> Outcome {
+    let ctx = RequestContext {
+        identity,
+        scope,
+        progress,
+    };
+    handler.handle(ctx, method, params).await
+}
+
+/// Metrics for every request, and the audit record of a tool call (who, what, outcome,
+/// duration; never the arguments).
+fn record(
+    state: &AppState,
+    identity: &Identity,
+    scope: &Scope,
+    method: &str,
+    tool: Option<&str>,
+    outcome: &Outcome,
+    took: Duration,
+) {
+    let label = if outcome.is_ok() { "ok" } else { "error" };
+    state.metrics().record_request("http", method, label);
+    let (true, Some(name)) = (method == protocol::METHOD_TOOLS_CALL, tool) else {
+        return;
+    };
+    let (server, tool) = match scope {
+        Scope::All => state
+            .gateway()
+            .split_qualified_name(name)
+            .unwrap_or(("", name)),
+        Scope::Server(server) => (server.as_str(), name),
+    };
+    let tool_outcome = match outcome {
+        Ok(result) if result.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+        Ok(_) => "ok",
+        Err(e) if e.code == protocol::INVALID_PARAMS => "unknown",
+        Err(e) if e.code == -32001 => "denied",
+        Err(e) if e.code == -32002 => "timeout",
+        Err(e) if e.code == REQUEST_CANCELLED => "cancelled",
+        Err(_) => "error",
+    };
+    state
+        .metrics()
+        .audit(&identity.name, server, tool, tool_outcome, took);
+}
+
+/// The header rules of the stateless revision over HTTP.
+fn check_modern_headers(
+    headers: &HeaderMap,
+    version: &str,
+    method: &str,
+    params: &Value,
+) -> Result<(), String> {
+    match header(headers, VERSION_HEADER) {
+        Some(v) if v == version => {}
+        Some(v) => {
+            return Err(format!(
+                "MCP-Protocol-Version '{v}' does not match _meta protocolVersion '{version}'"
+            ))
+        }
+        None => return Err("the MCP-Protocol-Version header is required".to_string()),
+    }
+    match header(headers, "mcp-method") {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return Err(format!(
+                "Mcp-Method '{m}' does not match the body's method '{method}'"
+            ))
+        }
+        None => return Err("the Mcp-Method header is required".to_string()),
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.get("name"),
+        "resources/read" => params.get("uri"),
+        _ => None,
+    };
+    if let Some(expected) = named.and_then(Value::as_str) {
+        match header(headers, "mcp-name").map(decode_header_value) {
+            Some(Some(name)) if name == expected => {}
+            Some(_) => return Err(format!("Mcp-Name does not match '{expected}'")),
+            None => return Err("the Mcp-Name header is required".to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `=?base64?…?=` header values; plain values pass through.
+fn decode_header_value(value: &str) -> Option<String> {
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(value.to_string()),
+    }
+}
+
+async fn handle_get(state: AppState, server: Option<String>, headers: HeaderMap) -> Response {
+    let (identity, scope) = match admit(&state, server, &headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let Some(id) = header(&headers, SESSION_HEADER) else {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Value::Null,
+            -32600,
+            "Method Not Allowed: GET needs an Mcp-Session-Id (stateless clients use subscriptions/listen)",
+        );
+    };
+    let Some(session) = state.sessions().get(id, identity.digest.as_ref(), &scope) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32001,
+            "Session not found",
+        );
+    };
+    if !accepts_sse(&headers) {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            Value::Null,
+            -32600,
+            "Not Acceptable: accept text/event-stream",
+        );
+    }
+    Sse::new(announcements(&state, session, scope))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// The GET stream: the `list_changed` notifications of the servers in scope, until the
+/// session or the service ends.
+fn announcements(
+    state: &AppState,
+    session: std::sync::Arc<DownstreamSession>,
+    scope: Scope,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let receiver = state.announcements();
+    let shutdown = state.shutdown_token();
+    futures::stream::unfold(receiver, move |mut receiver| {
+        let session = session.clone();
+        let scope = scope.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                let next = tokio::select! {
+                    () = session.closed.cancelled() => return None,
+                    () = shutdown.cancelled() => return None,
+                    next = receiver.recv() => next,
+                };
+                match next {
+                    Ok(a) if scope == Scope::All || scope == Scope::Server(a.server.clone()) => {
+                        let note = protocol::notification(&a.method, None);
+                        return Some((sse_event(&note), receiver));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+async fn handle_delete(state: AppState, server: Option<String>, headers: HeaderMap) -> Response {
+    let (identity, _scope) = match admit(&state, server, &headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let Some(id) = header(&headers, SESSION_HEADER) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Bad Request: Mcp-Session-Id header is required",
+        );
+    };
+    if state.sessions().remove(id, identity.digest.as_ref()) {
+        StatusCode::OK.into_response()
+    } else {
+        error_response(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32001,
+            "Session not found",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_rebinding_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "127.0.0.1:4000".parse().unwrap());
+        assert!(local_request(&headers));
+        headers.insert("origin", "http://localhost:3000".parse().unwrap());
+        assert!(local_request(&headers));
+        headers.insert("origin", "http://evil.example".parse().unwrap());
+        assert!(!local_request(&headers));
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "evil.example:4000".parse().unwrap());
+        assert!(!local_request(&headers));
+    }
+
+    #[test]
+    fn modern_headers_must_match_the_body() {
+        let mut headers = HeaderMap::new();
+        let params = json!({"name": "fs__read"});
+        assert!(check_modern_headers(&headers, "2026-07-28", "tools/call", &params).is_err());
+        headers.insert(VERSION_HEADER, "2026-07-28".parse().unwrap());
+        headers.insert("mcp-method", "tools/call".parse().unwrap());
+        assert!(
+            check_modern_headers(&headers, "2026-07-28", "tools/call", &params)
+                .unwrap_err()
+                .contains("Mcp-Name")
+        );
+        headers.insert("mcp-name", "=?base64?ZnNfX3JlYWQ=?=".parse().unwrap());
+        assert!(check_modern_headers(&headers, "2026-07-28", "tools/call", &params).is_ok());
+        headers.insert("mcp-method", "tools/list".parse().unwrap());
+        assert!(check_modern_headers(&headers, "2026-07-28", "tools/call", &params).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! The service: the downstream side of the gateway, serving the aggregated upstream
+//! servers to MCP clients and plain HTTP clients.
+//!
+//! # Layout
+//! - [`handler`]: the MCP methods, shared by every face.
+//! - [`identity`]: API keys → identities.
+//! - [`sessions`]: downstream sessions.
+//! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
+//! - [`ops`]: `/health`, `/ready`, `/metrics`, and the metrics themselves.
+//! - [`rest`]: `/v1/mcp/*` for callers that are not MCP clients.
+//! - [`stdio_face`]: the gateway as a stdio MCP server (`litellm-mcp stdio`).
+//!
+//! [`app`] builds the router from an [`AppState`], so tests drive it with `oneshot`;
+//! [`serve`] runs it on a listener until a shutdown future resolves. The state owns one
+//! root `CancellationToken` and a `TaskTracker` for its background tasks (session
+//! reaping, forwarding upstream `list_changed` to clients).
+
+pub mod handler;
+pub mod http_face;
+pub mod identity;
+pub mod ops;
+pub mod rest;
+pub mod sessions;
+pub mod stdio_face;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::handler::McpHandler;
+use self::identity::KeyRing;
+use self::ops::Metrics;
+use self::sessions::SessionStore;
+use crate::core::mcp::McpGateway;
+use crate::settings::Settings;
+
+/// A change an upstream announced, as downstream clients receive it.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    /// The upstream server it came from.
+    pub server: String,
+    /// The downstream notification (`notifications/tools/list_changed`, …).
+    pub method: String,
+}
+
+/// Everything the faces share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    handler: McpHandler,
+    keys: KeyRing,
+    sessions: SessionStore,
+    metrics: Metrics,
+    announcements: broadcast::Sender<Announcement>,
+    max_body_bytes: usize,
+    loopback: bool,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl AppState {
+    /// The state of a service over a gateway built from `settings`.
+    pub fn new(gateway: McpGateway, settings: &Settings) -> Self {
+        let (announcements, _) = broadcast::channel(256);
+        let state = AppState {
+            inner: Arc::new(StateInner {
+                handler: McpHandler::new(gateway, Arc::new(settings.permissions.clone())),
+                keys: KeyRing::new(settings.api_keys.clone()),
+                sessions: SessionStore::new(
+                    settings.max_sessions_per_key,
+                    settings.session_idle_timeout,
+                ),
+                metrics: Metrics::default(),
+                announcements,
+                max_body_bytes: settings.max_body_bytes,
+                loopback: settings.listen.ip().is_loopback(),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        state.start_background(settings.session_idle_timeout);
+        state
+    }
+
+    /// The request handler.
+    pub fn handler(&self) -> &McpHandler {
+        &self.inner.handler
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &McpGateway {
+        self.inner.handler.gateway()
+    }
+
+    /// The API keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The downstream sessions.
+    pub fn sessions(&self) -> &SessionStore {
+        &self.inner.sessions
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Upstream changes, for the streams that tell clients about them.
+    pub fn announcements(&self) -> broadcast::Receiver<Announcement> {
+        self.inner.announcements.subscribe()
+    }
+
+    /// Whether the service listens on a loopback address (Host/Origin checks apply).
+    pub fn loopback(&self) -> bool {
+        self.inner.loopback
+    }
+
+    /// Fires at shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.cancel.clone()
+    }
+
+    fn start_background(&self, idle: Duration) {
+        let cancel = self.inner.cancel.clone();
+        let state = self.clone();
+        let period = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    _ = tick.tick() => {
+                        let reaped = state.sessions().reap();
+                        if reaped > 0 {
+                            tracing::info!(reaped, "closed idle downstream sessions");
+                        }
+                    }
+                }
+            }
+        });
+        for name in self.gateway().server_names() {
+            let Some(server) = self.gateway().server_now(&name) else {
+                continue;
+            };
+            let mut notifications = server.notifications();
+            let sender = self.inner.announcements.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner.tasks.spawn(async move {
+                loop {
+                    let notification = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        n = notifications.recv() => n,
+                    };
+                    match notification {
+                        Ok(n) if n.method.ends_with("/list_changed") => {
+                            let _ = sender.send(Announcement {
+                                server: n.server_name,
+                                method: n.method,
+                            });
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Stops background tasks, ends sessions, and closes the upstream connections
+    /// (stdio servers are stopped), within `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.cancel.cancel();
+        self.inner.sessions.close_all();
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(grace, self.inner.tasks.wait()).await;
+        self.gateway().shutdown(grace).await;
+    }
+}
+
+/// The service's router.
+pub fn app(state: AppState) -> Router {
+    let limit = state.inner.max_body_bytes;
+    Router::new()
+        .merge(http_face::routes())
+        .merge(rest::routes())
+        .merge(ops::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (bounded by `grace`) and shuts the state down.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(address = ?local, "litellm-mcp listening");
+    let token = state.shutdown_token();
+    let stop_accepting = CancellationToken::new();
+    let router = app(state.clone());
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = async {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; waiting for requests in flight");
+            // Streams that would never end (GET streams) end on this token.
+            token.cancel();
+            stop_accepting.cancel();
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_s = grace.as_secs_f64(), "requests still in flight after the grace period were dropped");
+            Ok(())
+        }
+    };
+    state.shutdown(grace).await;
+    result
+}
+
+/// A JSON-RPC error body (`id` null when the request's id is unknown).
+pub(crate) fn jsonrpc_error(id: Value, code: i64, message: &str) -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}

@@ -1,0 +1,245 @@
+//! Downstream sessions: the `Mcp-Session-Id`s the gateway hands to clients that
+//! `initialize` (protocol revisions up to 2025-11-25).
+//!
+//! Owns the store: creation with a cap per API key, lookup that only finds a session for
+//! the key that made it (another key's session id is answered as unknown), the requests
+//! in flight per session (so `notifications/cancelled` can stop them), and reaping of
+//! idle sessions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::handler::Scope;
+use crate::core::mcp::permissions::KeyDigest;
+
+/// One downstream session.
+#[derive(Debug)]
+pub struct DownstreamSession {
+    /// The id sent in `Mcp-Session-Id`.
+    pub id: String,
+    /// The key that made it; only that key may use it.
+    pub owner: Option<KeyDigest>,
+    /// The endpoint it was made on.
+    pub scope: Scope,
+    /// The negotiated protocol version.
+    pub protocol_version: String,
+    last_seen: Mutex<Instant>,
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Fires when the session ends (DELETE, reaping, shutdown).
+    pub closed: CancellationToken,
+}
+
+impl DownstreamSession {
+    /// Records activity.
+    pub fn touch(&self) {
+        if let Ok(mut seen) = self.last_seen.lock() {
+            *seen = Instant::now();
+        }
+    }
+
+    /// Registers a request in flight under the client's id; the token fires when the
+    /// client cancels it.
+    pub fn begin(&self, request_id: &serde_json::Value) -> CancellationToken {
+        let token = self.closed.child_token();
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert(request_id.to_string(), token.clone());
+        }
+        token
+    }
+
+    /// Forgets a request that finished.
+    pub fn end(&self, request_id: &serde_json::Value) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&request_id.to_string());
+        }
+    }
+
+    /// Cancels a request in flight (the client's `notifications/cancelled`).
+    pub fn cancel(&self, request_id: &serde_json::Value) -> bool {
+        let token = self
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|mut f| f.remove(&request_id.to_string()));
+        token.map(|t| t.cancel()).is_some()
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_seen
+            .lock()
+            .map(|seen| seen.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+/// Why a session could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// The key has as many sessions as it may.
+    TooMany,
+}
+
+/// All downstream sessions.
+#[derive(Debug)]
+pub struct SessionStore {
+    sessions: RwLock<HashMap<String, Arc<DownstreamSession>>>,
+    max_per_key: usize,
+    idle_timeout: Duration,
+}
+
+impl SessionStore {
+    /// An empty store.
+    pub fn new(max_per_key: usize, idle_timeout: Duration) -> Self {
+        SessionStore {
+            sessions: RwLock::new(HashMap::new()),
+            max_per_key,
+            idle_timeout,
+        }
+    }
+
+    /// Makes a session for `owner`.
+    ///
+    /// # Errors
+    /// [`SessionError::TooMany`] when the key is at its cap.
+    pub fn create(
+        &self,
+        owner: Option<KeyDigest>,
+        scope: Scope,
+        protocol_version: &str,
+    ) -> Result<Arc<DownstreamSession>, SessionError> {
+        let mut sessions = self.sessions.write().map_err(|_| SessionError::TooMany)?;
+        let owned = sessions.values().filter(|s| s.owner == owner).count();
+        if owned >= self.max_per_key {
+            return Err(SessionError::TooMany);
+        }
+        let session = Arc::new(DownstreamSession {
+            id: new_session_id(),
+            owner,
+            scope,
+            protocol_version: protocol_version.to_string(),
+            last_seen: Mutex::new(Instant::now()),
+            in_flight: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
+        });
+        sessions.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    /// The session with this id, if it exists, belongs to `owner` and was made on the
+    /// same endpoint.
+    pub fn get(
+        &self,
+        id: &str,
+        owner: Option<&KeyDigest>,
+        scope: &Scope,
+    ) -> Option<Arc<DownstreamSession>> {
+        let session = self.sessions.read().ok()?.get(id).cloned()?;
+        (session.owner.as_ref() == owner && session.scope == *scope).then(|| {
+            session.touch();
+            session
+        })
+    }
+
+    /// Ends a session; returns whether it existed for this owner.
+    pub fn remove(&self, id: &str, owner: Option<&KeyDigest>) -> bool {
+        let Ok(mut sessions) = self.sessions.write() else {
+            return false;
+        };
+        match sessions.get(id) {
+            Some(session) if session.owner.as_ref() == owner => {
+                session.closed.cancel();
+                sessions.remove(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends every session idle for longer than the timeout; returns how many.
+    pub fn reap(&self) -> usize {
+        let Ok(mut sessions) = self.sessions.write() else {
+            return 0;
+        };
+        let before = sessions.len();
+        sessions.retain(|_, session| {
+            let keep = session.idle_for() < self.idle_timeout;
+            if !keep {
+                session.closed.cancel();
+            }
+            keep
+        });
+        before - sessions.len()
+    }
+
+    /// How many sessions are open.
+    pub fn len(&self) -> usize {
+        self.sessions.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends every session (shutdown).
+    pub fn close_all(&self) {
+        if let Ok(mut sessions) = self.sessions.write() {
+            for session in sessions.values() {
+                session.closed.cancel();
+            }
+            sessions.clear();
+        }
+    }
+}
+
+/// 128 random bits, hex: unguessable, visible ASCII as the spec asks.
+fn new_session_id() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_belong_to_their_key_and_are_capped() {
+        let store = SessionStore::new(2, Duration::from_secs(60));
+        let alice = Some(KeyDigest::of("alice"));
+        let bob = KeyDigest::of("bob");
+        let s = store.create(alice, Scope::All, "2025-11-25").unwrap();
+        assert!(store.get(&s.id, alice.as_ref(), &Scope::All).is_some());
+        assert!(
+            store.get(&s.id, Some(&bob), &Scope::All).is_none(),
+            "another key's session is unknown"
+        );
+        assert!(store
+            .get(&s.id, alice.as_ref(), &Scope::Server("x".into()))
+            .is_none());
+        store.create(alice, Scope::All, "2025-11-25").unwrap();
+        assert_eq!(
+            store.create(alice, Scope::All, "2025-11-25").unwrap_err(),
+            SessionError::TooMany
+        );
+        assert!(store.create(Some(bob), Scope::All, "2025-11-25").is_ok());
+        assert!(!store.remove(&s.id, Some(&bob)));
+        assert!(store.remove(&s.id, alice.as_ref()));
+        assert!(s.closed.is_cancelled());
+        assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn idle_sessions_are_reaped_and_cancellation_finds_requests() {
+        let store = SessionStore::new(10, Duration::ZERO);
+        let s = store.create(None, Scope::All, "2025-11-25").unwrap();
+        let token = s.begin(&serde_json::json!(7));
+        assert!(s.cancel(&serde_json::json!(7)));
+        assert!(token.is_cancelled());
+        assert!(!s.cancel(&serde_json::json!(8)));
+        assert_eq!(store.reap(), 1);
+        assert!(store.is_empty());
+    }
+}
