@@ -75,15 +75,15 @@ enum Command {
     HashKey,
 }
 
-fn init_logging(to_stderr_only: bool) {
+/// Logs go to stderr: stdout is protocol (`stdio`), JSON (`tools`, `call`) or the
+/// `LISTENING <port>` line (`serve`).
+fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if to_stderr_only {
-        builder.with_writer(std::io::stderr).init();
-    } else {
-        builder.init();
-    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn load(config: &Config) -> anyhow::Result<Settings> {
@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
             println!("sha256:{}", KeyDigest::of(key).to_hex());
         }
         Command::Serve { config, grace_secs } => {
-            init_logging(false);
+            init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -159,14 +159,14 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Stdio { config } => {
-            init_logging(true);
+            init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let state = AppState::new(gateway, &settings);
             proxy::stdio_face::serve(state, tokio::io::stdin(), tokio::io::stdout()).await?;
         }
         Command::Tools { config } => {
-            init_logging(true);
+            init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let discovery = gateway.discover_tools().await;
@@ -198,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             tool,
             arguments,
         } => {
-            init_logging(true);
+            init_logging();
             let arguments: serde_json::Value =
                 serde_json::from_str(&arguments).context("the arguments are not JSON")?;
             let settings = load(&config)?;
