@@ -1,0 +1,614 @@
+//! The service's MCP streamable HTTP face, spoken to raw over loopback: the protocol's
+//! HTTP rules and every kind of bad input, each answered with a clear JSON-RPC error
+//! while the gateway keeps serving everyone else. (Real SDK clients are in
+//! `tests/service_clients.rs`.)
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{closed_port, fixture_binary, ServerProcess};
+use litellm_rs::proxy::{self, AppState};
+use litellm_rs::settings::Settings;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A gateway served in-process on a free port; stops when dropped.
+struct Gateway {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _upstream: ServerProcess,
+}
+
+impl Gateway {
+    async fn start(extra: &str) -> Gateway {
+        let upstream = ServerProcess::fixture(&[]);
+        let yaml = format!(
+            r#"
+listen: 127.0.0.1:0
+max_body_bytes: 65536
+max_sessions_per_key: 3
+servers:
+  - name: fx
+    url: http://127.0.0.1:{port}/mcp
+  - name: kid
+    command: {fixture}
+    args: [--stdio]
+  - name: dead
+    url: http://127.0.0.1:{dead}/mcp
+    timeout_ms: 1000
+api_keys:
+  - {{name: alice, key: sk-alice, team: admins}}
+  - {{name: bob, key: sk-bob, team: admins}}
+  - {{name: reader, key: sk-reader, team: readers}}
+policies:
+  default_level: deny
+  teams:
+    admins: {{default_level: execute, rules: [{{server: fx, tool: crash, level: deny}}]}}
+    readers: {{default_level: read}}
+{extra}"#,
+            port = upstream.port,
+            fixture = fixture_binary().display(),
+            dead = closed_port(),
+        );
+        let settings = Settings::parse(&yaml, &|_| None).unwrap();
+        let gateway = settings.build_gateway().await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let state = AppState::new(gateway, &settings);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            proxy::serve(listener, state, shutdown, Duration::from_secs(2))
+                .await
+                .unwrap();
+        });
+        Gateway {
+            base,
+            stop: Some(stop),
+            task: Some(task),
+            _upstream: upstream,
+        }
+    }
+
+    fn post(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        request
+    }
+
+    /// `initialize` on `path`; returns the session id.
+    async fn session(&self, path: &str, key: &str) -> String {
+        let response = self
+            .post(path, Some(key))
+            .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let id = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+        id
+    }
+
+    /// A request in a session; returns the status and the JSON body.
+    async fn call(&self, path: &str, key: &str, session: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .post(path, Some(key))
+            .header("Mcp-Session-Id", session)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+fn call_tool(id: u64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn sessions_lists_and_calls_with_permissions() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let (status, listed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"fx__echo") && names.contains(&"kid__echo"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"fx__crash"), "a denied tool is not listed");
+    assert!(names.contains(&"kid__crash"), "the deny rule names only fx");
+
+    let (_, echoed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(2, "fx__echo", json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(echoed["result"]["content"][0]["text"], "hi");
+    // A denied tool is answered exactly as an unknown one.
+    let (_, denied) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(3, "fx__crash", json!({})),
+        )
+        .await;
+    let (_, unknown) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(3, "fx__nope", json!({})),
+        )
+        .await;
+    assert_eq!(denied["error"]["code"], unknown["error"]["code"]);
+    assert_eq!(denied["error"]["message"], "Unknown tool: fx__crash");
+    // Bad arguments come back as a tool error the model can read.
+    let (_, bad) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(4, "fx__echo", json!({"text": 5})),
+        )
+        .await;
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    assert!(bad["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("/text"));
+
+    // A reader sees but cannot call.
+    let reader = gw.session("/mcp", "sk-reader").await;
+    let (_, listed) = gw
+        .call(
+            "/mcp",
+            "sk-reader",
+            &reader,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert!(!listed["result"]["tools"].as_array().unwrap().is_empty());
+    let (_, refused) = gw
+        .call(
+            "/mcp",
+            "sk-reader",
+            &reader,
+            call_tool(2, "fx__echo", json!({"text": "hi"})),
+        )
+        .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{refused}"
+    );
+
+    // One server, its own names.
+    let one = gw.session("/mcp/fx", "sk-alice").await;
+    let (_, own) = gw
+        .call(
+            "/mcp/fx",
+            "sk-alice",
+            &one,
+            call_tool(5, "echo", json!({"text": "own"})),
+        )
+        .await;
+    assert_eq!(own["result"]["content"][0]["text"], "own");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_private_to_their_key_and_capped() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    // Bob cannot use, or end, Alice's session: it does not exist for him.
+    let (status, body) = gw
+        .call(
+            "/mcp",
+            "sk-bob",
+            &alice,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["message"], "Session not found");
+    let delete = reqwest::Client::new()
+        .delete(format!("{}/mcp", gw.base))
+        .header("Authorization", "Bearer sk-bob")
+        .header("Mcp-Session-Id", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::NOT_FOUND);
+    // A session made on /mcp is not one of /mcp/fx.
+    let (status, _) = gw
+        .call(
+            "/mcp/fx",
+            "sk-alice",
+            &alice,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The cap: 3 sessions per key (alice has 1).
+    gw.session("/mcp", "sk-alice").await;
+    gw.session("/mcp", "sk-alice").await;
+    let over = gw
+        .post("/mcp", Some("sk-alice"))
+        .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    // DELETE frees one, and the session is gone after it.
+    let delete = reqwest::Client::new()
+        .delete(format!("{}/mcp", gw.base))
+        .header("Authorization", "Bearer sk-alice")
+        .header("Mcp-Session-Id", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::OK);
+    let (status, _) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    gw.session("/mcp", "sk-alice").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_the_gateway_keeps_serving() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let raw = |body: &'static str| {
+        gw.post("/mcp", Some("sk-alice"))
+            .header("Mcp-Session-Id", alice.clone())
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, i64)> = vec![
+        (raw("{not json"), StatusCode::BAD_REQUEST, -32700),
+        (
+            raw(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        (
+            raw(r#"{"jsonrpc":"2.0","id":1}"#),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        (
+            raw(r#"{"jsonrpc":"2.0","id":1,"method":"no/such"}"#),
+            StatusCode::OK,
+            -32601,
+        ),
+        (
+            raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#),
+            StatusCode::OK,
+            -32602,
+        ),
+    ];
+    for (i, (request, status, code)) in cases.into_iter().enumerate() {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "case {i}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "case {i}: {body}");
+    }
+    // No key, a wrong key: 401 with a JSON-RPC body and a challenge.
+    for key in [None, Some("sk-wrong")] {
+        let response = gw
+            .post("/mcp", key)
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["message"].is_string());
+    }
+    // An unknown session: 404. No session and not the stateless revision: 400.
+    let (status, _) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            "0123",
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A bad protocol version header.
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice)
+        .header("MCP-Protocol-Version", "1999-01-01")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Wrong content type; a body over the limit.
+    let response = reqwest::Client::new()
+        .post(format!("{}/mcp", gw.base))
+        .header("Authorization", "Bearer sk-alice")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"fx__echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(100_000)
+    );
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // DNS rebinding: a foreign Origin is refused.
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Origin", "http://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // A dead upstream: a clear error, quickly; a crashing stdio upstream: an error, then it is back.
+    let (_, dead) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(9, "dead__echo", json!({"text": "x"})),
+        )
+        .await;
+    assert!(
+        dead["error"]["message"].as_str().unwrap().contains("dead"),
+        "{dead}"
+    );
+    let (_, crashed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(10, "kid__crash", json!({})),
+        )
+        .await;
+    assert!(
+        crashed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit"),
+        "{crashed}"
+    );
+    // …and everyone else is still served.
+    let (_, ok) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(11, "kid__echo", json!({"text": "alive"})),
+        )
+        .await;
+    assert_eq!(ok["result"]["content"][0]["text"], "alive");
+    let (_, ok) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(12, "fx__echo", json!({"text": "alive"})),
+        )
+        .await;
+    assert_eq!(ok["result"]["content"][0]["text"], "alive");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_stateless_revision_on_the_same_endpoint() {
+    let gw = Gateway::start("").await;
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let modern = |method: &str, name: Option<&str>, params: Value| {
+        let mut request = gw
+            .post("/mcp", Some("sk-alice"))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method);
+        if let Some(name) = name {
+            request = request.header("Mcp-Name", name);
+        }
+        request.json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+    };
+    let discovered: Value = modern("server/discover", None, json!({"_meta": meta}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(discovered["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("2026-07-28")));
+    let response = modern(
+        "tools/call",
+        Some("fx__echo"),
+        json!({"name": "fx__echo", "arguments": {"text": "m"}, "_meta": meta}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["content"][0]["text"], "m");
+    assert_eq!(body["result"]["resultType"], "complete");
+    // Header checks.
+    let mismatch = modern(
+        "tools/call",
+        Some("fx__other"),
+        json!({"name": "fx__echo", "arguments": {"text": "m"}, "_meta": meta}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        mismatch.json::<Value>().await.unwrap()["error"]["code"],
+        -32020
+    );
+    let old_meta = json!({"io.modelcontextprotocol/protocolVersion": "2030-01-01", "io.modelcontextprotocol/clientCapabilities": {}});
+    let unsupported = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("MCP-Protocol-Version", "2030-01-01")
+        .header("Mcp-Method", "tools/list")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": old_meta}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsupported.status(), StatusCode::BAD_REQUEST);
+    let body: Value = unsupported.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32022);
+    assert_eq!(body["error"]["data"]["supported"][0], "2026-07-28");
+    let unknown = modern("no/such", None, json!({"_meta": meta}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn progress_streams_to_the_caller_and_cancellation_reaches_upstream() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice)
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "fx__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "mine"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = response.text().await.unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 4, "{text}");
+    for (i, note) in messages[..3].iter().enumerate() {
+        assert_eq!(note["method"], "notifications/progress");
+        assert_eq!(
+            note["params"]["progressToken"], "mine",
+            "the client's own token"
+        );
+        assert_eq!(note["params"]["progress"].as_f64(), Some(i as f64 + 1.0));
+    }
+    assert_eq!(messages[3]["id"], 7);
+    assert_eq!(messages[3]["result"]["content"][0]["text"], "done");
+
+    // Cancel a hanging call: the client's notifications/cancelled stops it here and
+    // the gateway cancels it upstream.
+    let client = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice);
+    let hanging = tokio::spawn(client.json(&call_tool(8, "kid__hang", json!({}))).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    let answer = tokio::time::timeout(Duration::from_secs(5), hanging)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32800, "{body}");
+    let (_, stats) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(9, "kid__stats", json!({})),
+        )
+        .await;
+    let stats: Value =
+        serde_json::from_str(stats["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert!(
+        !stats["cancelled"].as_array().unwrap().is_empty(),
+        "upstream heard the cancellation: {stats}"
+    );
+    gw.stop().await;
+}
