@@ -40,6 +40,9 @@ servers:
   - name: dead
     url: http://127.0.0.1:{dead}/mcp
     timeout_ms: 1000
+  - name: ev
+    command: {node}
+    args: [{everything}, stdio]
 api_keys:
   - {{name: alice, key: sk-alice, team: admins}}
   - {{name: bob, key: sk-bob, team: admins}}
@@ -53,6 +56,8 @@ policies:
             port = upstream.port,
             fixture = fixture_binary().display(),
             dead = closed_port(),
+            node = common::node().display(),
+            everything = common::server_everything().display(),
         );
         let settings = Settings::parse(&yaml, &|_| None).unwrap();
         let gateway = settings.build_gateway().await.unwrap();
@@ -610,5 +615,59 @@ async fn progress_streams_to_the_caller_and_cancellation_reaches_upstream() {
         !stats["cancelled"].as_array().unwrap().is_empty(),
         "upstream heard the cancellation: {stats}"
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstreams_elicitation_reaches_the_calling_client_and_its_answer_goes_back() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    // The reference server asks for input while it runs this tool.
+    let mut response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &alice)
+        .json(&call_tool(1, "ev__trigger-elicitation-request", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut seen = String::new();
+    let request = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(data) = seen.lines().find_map(|l| l.strip_prefix("data: ")) {
+            break serde_json::from_str::<Value>(data).unwrap();
+        }
+    };
+    assert_eq!(request["method"], "elicitation/create", "{request}");
+    assert!(request["params"]["requestedSchema"]["properties"]["name"].is_object());
+    // Another key cannot answer it.
+    let bob = gw.session("/mcp", "sk-bob").await;
+    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "accept", "content": {"name": "Mallory"}}});
+    let (status, _) = gw.call("/mcp", "sk-bob", &bob, answer).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The caller answers; the tool finishes with what it was told.
+    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "accept", "content": {"name": "Ada", "check": true}}});
+    let (status, _) = gw.call("/mcp", "sk-alice", &alice, answer).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let rest = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let result: Value = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .find(|m| m["id"] == 1)
+        .expect("the call's response");
+    let text = result["result"]["content"].to_string();
+    assert!(text.contains("Name: Ada"), "{result}");
     gw.stop().await;
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::core::mcp::permissions::{Caller, KeyDigest, PermissionLevel, PermissionManager};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::core::mcp::{CallOptions, McpError, McpGateway, McpServer};
+use crate::core::mcp::{CallOptions, McpError, McpGateway, McpServer, ServerRequest};
 
 /// Page size of the gateway's own pagination.
 const PAGE_SIZE: usize = 200;
@@ -194,10 +194,22 @@ impl McpHandler {
 
     /// Answers one request (not the handshake, which needs the face's session).
     pub async fn handle(&self, ctx: RequestContext<'_>, method: &str, params: Value) -> Outcome {
+        self.handle_with(ctx, method, params, None).await
+    }
+
+    /// [`McpHandler::handle`], with a channel for the requests an upstream makes during a
+    /// tool call (elicitation, sampling, roots), which the face relays to its client.
+    pub async fn handle_with(
+        &self,
+        ctx: RequestContext<'_>,
+        method: &str,
+        params: Value,
+        asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+    ) -> Outcome {
         match method {
             protocol::METHOD_PING => Ok(json!({})),
             protocol::METHOD_TOOLS_LIST => self.list_tools(&ctx, &params).await,
-            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params).await,
+            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params, asker).await,
             "resources/list" => self.list_items(&ctx, &params, Kind::Resources).await,
             "resources/templates/list" => self.list_items(&ctx, &params, Kind::Templates).await,
             "prompts/list" => self.list_items(&ctx, &params, Kind::Prompts).await,
@@ -262,7 +274,12 @@ impl McpHandler {
         }
     }
 
-    async fn call_tool(&self, ctx: RequestContext<'_>, params: Value) -> Outcome {
+    async fn call_tool(
+        &self,
+        ctx: RequestContext<'_>,
+        params: Value,
+        asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+    ) -> Outcome {
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -309,6 +326,7 @@ impl McpHandler {
             progress: ctx.progress,
             timeout: None,
             meta,
+            server_requests: asker,
         };
         match upstream.call_tool_with(tool, arguments, options).await {
             Ok(result) => Ok(result.into_value()),

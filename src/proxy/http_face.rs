@@ -26,10 +26,11 @@ use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::handler::{ClientError, Identity, McpHandler, Outcome, RequestContext, Scope};
+use super::handler::{ClientError, Identity, Outcome, RequestContext, Scope};
 use super::sessions::{DownstreamSession, SessionError};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::protocol::{self, Incoming};
+use crate::core::mcp::ServerRequest;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -249,7 +250,20 @@ async fn handle_post(
         None => None,
     };
     match message {
-        Incoming::Response { .. } => StatusCode::ACCEPTED.into_response(),
+        Incoming::Response { id, outcome } => {
+            // The client's answer to a request an upstream made during a call.
+            match session {
+                Some(session) if session.answer(&id, outcome) => {
+                    StatusCode::ACCEPTED.into_response()
+                }
+                _ => error_response(
+                    StatusCode::NOT_FOUND,
+                    id,
+                    -32600,
+                    "No request of this session has that id",
+                ),
+            }
+        }
         Incoming::Notification { method, params } => {
             if method == protocol::NOTIFICATION_CANCELLED {
                 if let (Some(session), Some(id)) = (&session, params.get("requestId")) {
@@ -342,11 +356,8 @@ impl PostContext {
             );
         }
         let cancel = session.begin(&id);
-        let response = self
-            .run(id.clone(), method, params, false, Some(cancel))
-            .await;
-        session.end(&id);
-        response
+        self.run(id, method, params, Some(session), Some(cancel))
+            .await
     }
 
     async fn stateless(self, id: Value, method: String, params: Value) -> Response {
@@ -415,27 +426,43 @@ impl PostContext {
                 &format!("Method not found: {method}"),
             );
         }
-        self.run(id, method, params, true, None).await
+        self.run(id, method, params, None, None).await
     }
 
     /// Runs a method, answering as JSON or (when the client asked for progress and
     /// accepts it) as an SSE stream that carries the progress first.
+    /// Runs a method. The reply is JSON unless something must reach the client before
+    /// the response (the call's progress, or a request from the upstream such as an
+    /// elicitation) and the client accepts SSE: then it is an SSE stream that carries
+    /// those messages, then the response. The choice waits for whichever comes first.
     async fn run(
         self,
         id: Value,
         method: String,
         params: Value,
-        stateless: bool,
+        session: Option<std::sync::Arc<DownstreamSession>>,
         cancel: Option<tokio_util::sync::CancellationToken>,
     ) -> Response {
-        let progress_token = params.pointer("/_meta/progressToken").cloned();
-        let streaming = progress_token.is_some() && accepts_sse(&self.headers);
-        let (progress_tx, progress_rx) = match progress_token.is_some() {
-            true => {
+        let stateless = session.is_none();
+        let sse = accepts_sse(&self.headers);
+        let progress_token = params
+            .pointer("/_meta/progressToken")
+            .cloned()
+            .filter(|_| sse);
+        let (progress_tx, progress_rx) = match progress_token {
+            Some(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (Some(tx), Some(rx))
             }
-            false => (None, None),
+            None => (None, None),
+        };
+        // Requests from the upstream need a session to answer on.
+        let (asker_tx, asker_rx) = match (&session, sse) {
+            (Some(_), true) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
         };
         let handler = self.state.handler().clone();
         let state = self.state.clone();
@@ -448,15 +475,14 @@ impl PostContext {
                 .get("name")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let outcome = run_method(
-                &handler,
-                &identity,
-                &scope,
-                &method_for_call,
-                params,
-                progress_tx,
-            )
-            .await;
+            let ctx = RequestContext {
+                identity: &identity,
+                scope: &scope,
+                progress: progress_tx,
+            };
+            let outcome = handler
+                .handle_with(ctx, &method_for_call, params, asker_tx)
+                .await;
             record(
                 &state,
                 &identity,
@@ -468,41 +494,86 @@ impl PostContext {
             );
             outcome
         };
+        let in_flight = session.clone().map(|s| (s, id.clone()));
         let call = async move {
-            match cancel {
+            let outcome = match cancel {
                 Some(token) => tokio::select! {
                     () = token.cancelled() => Err(ClientError { code: REQUEST_CANCELLED, message: "Request cancelled".into(), data: None }),
                     outcome = call => outcome,
                 },
                 None => call.await,
+            };
+            if let Some((session, id)) = in_flight {
+                session.end(&id);
             }
+            outcome
         };
-        if !streaming {
-            return json_reply(id, call.await, stateless);
-        }
-        let Some(progress_rx) = progress_rx else {
-            return json_reply(id, call.await, stateless);
+        let mut call = Box::pin(call);
+        let mut events = Events {
+            progress: progress_rx,
+            asker: asker_rx,
+            token: progress_token.unwrap_or(Value::Null),
+            session,
         };
-        let token = progress_token.unwrap_or(Value::Null);
+        let first = tokio::select! {
+            biased;
+            Some(event) = events.next() => event,
+            outcome = &mut call => return json_reply(id, outcome, stateless),
+        };
         let stream = futures::stream::unfold(
-            (Some(Box::pin(call)), progress_rx, id, token),
-            move |(mut call, mut progress_rx, id, token)| async move {
+            (Some(call), events, id, Some(first)),
+            move |(mut call, mut events, id, first)| async move {
+                if let Some(first) = first {
+                    return Some((sse_event(&first), (call, events, id, None)));
+                }
                 let running = call.as_mut()?;
                 tokio::select! {
                     biased;
-                    Some(mut update) = progress_rx.recv() => {
-                        update["progressToken"] = token.clone();
-                        let note = protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update));
-                        Some((sse_event(&note), (call, progress_rx, id, token)))
-                    }
+                    Some(event) = events.next() => Some((sse_event(&event), (call, events, id, None))),
                     outcome = running => {
                         let body = reply_body(id.clone(), outcome, stateless);
-                        Some((sse_event(&body), (None, progress_rx, id, token)))
+                        Some((sse_event(&body), (None, events, id, None)))
                     }
                 }
             },
         );
         Sse::new(stream).into_response()
+    }
+}
+
+/// What reaches the client during a call, before its response: progress under the
+/// client's own token, and the upstream's requests under ids of this session.
+struct Events {
+    progress: Option<mpsc::UnboundedReceiver<Value>>,
+    asker: Option<mpsc::UnboundedReceiver<ServerRequest>>,
+    token: Value,
+    session: Option<std::sync::Arc<DownstreamSession>>,
+}
+
+impl Events {
+    /// The next message for the client; pends forever when there can be none.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            tokio::select! {
+                Some(mut update) = recv(&mut self.progress) => {
+                    update["progressToken"] = self.token.clone();
+                    return Some(protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update)));
+                }
+                Some(request) = recv(&mut self.asker) => {
+                    let Some(session) = &self.session else { continue };
+                    let id = session.ask(request.reply);
+                    return Some(json!({"jsonrpc": "2.0", "id": id, "method": request.method, "params": request.params}));
+                }
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+async fn recv<T>(receiver: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => None,
     }
 }
 
@@ -533,22 +604,6 @@ fn json_reply(id: Value, outcome: Outcome, stateless: bool) -> Response {
         _ => StatusCode::OK,
     };
     (status, Json(reply_body(id, outcome, stateless))).into_response()
-}
-
-async fn run_method(
-    handler: &McpHandler,
-    identity: &Identity,
-    scope: &Scope,
-    method: &str,
-    params: Value,
-    progress: Option<mpsc::UnboundedSender<Value>>,
-) -> Outcome {
-    let ctx = RequestContext {
-        identity,
-        scope,
-        progress,
-    };
-    handler.handle(ctx, method, params).await
 }
 
 /// Metrics for every request, and the audit record of a tool call (who, what, outcome,

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::Scope;
+use crate::core::mcp::protocol::RpcError;
+
+/// Where a client's answer to a relayed request goes.
+pub type Answer = tokio::sync::oneshot::Sender<Result<serde_json::Value, RpcError>>;
 use crate::core::mcp::permissions::KeyDigest;
 
 /// One downstream session.
@@ -28,6 +32,10 @@ pub struct DownstreamSession {
     pub protocol_version: String,
     last_seen: Mutex<Instant>,
     in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Requests relayed from upstreams to this client, waiting for its answer.
+    asked: Mutex<HashMap<String, Answer>>,
+    /// Numbers the relayed requests.
+    next_ask: std::sync::atomic::AtomicU64,
     /// Fires when the session ends (DELETE, reaping, shutdown).
     pub closed: CancellationToken,
 }
@@ -65,6 +73,30 @@ impl DownstreamSession {
             .ok()
             .and_then(|mut f| f.remove(&request_id.to_string()));
         token.map(|t| t.cancel()).is_some()
+    }
+
+    /// Registers a request relayed to the client; returns the id it goes out under.
+    pub fn ask(&self, reply: Answer) -> String {
+        let n = self
+            .next_ask
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("gw-{n}");
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(id.clone(), reply);
+        }
+        id
+    }
+
+    /// Hands the client's answer to the upstream that asked; false when no relayed
+    /// request has that id.
+    pub fn answer(
+        &self,
+        id: &serde_json::Value,
+        outcome: Result<serde_json::Value, RpcError>,
+    ) -> bool {
+        let Some(id) = id.as_str() else { return false };
+        let reply = self.asked.lock().ok().and_then(|mut a| a.remove(id));
+        reply.map(|r| r.send(outcome)).is_some()
     }
 
     fn idle_for(&self) -> Duration {
@@ -122,6 +154,8 @@ impl SessionStore {
             protocol_version: protocol_version.to_string(),
             last_seen: Mutex::new(Instant::now()),
             in_flight: Mutex::new(HashMap::new()),
+            asked: Mutex::new(HashMap::new()),
+            next_ask: std::sync::atomic::AtomicU64::new(1),
             closed: CancellationToken::new(),
         });
         sessions.insert(session.id.clone(), session.clone());

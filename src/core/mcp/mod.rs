@@ -33,7 +33,7 @@ pub use permissions::{
     Caller, PermissionLevel, PermissionManager, PermissionPolicy, PermissionRule,
 };
 pub use server::{
-    CallOptions, McpServer, ProtocolPreference, RetryPolicy, ServerNotification, ServerOptions,
+    CallOptions, McpServer, ProtocolPreference, RetryPolicy, ServerNotification, ServerOptions, ServerRequest,
     ServerState,
 };
 pub use tools::{PropertySchema, Tool, ToolInputSchema, ToolResult};

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use session::ServerNotification;
+pub use session::{ServerNotification, ServerRequest};
 pub use tool_cache::ToolSnapshot;
 
 use self::session::{Dispatcher, Negotiation, RequestError, RequestExtras, Session};
@@ -123,6 +123,9 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// Extra `_meta` entries to send with the call.
     pub meta: Option<Map<String, Value>>,
+    /// Receives the requests the server makes during this call (elicitation, sampling,
+    /// roots); without it they are answered "not supported".
+    pub server_requests: Option<mpsc::UnboundedSender<ServerRequest>>,
 }
 
 /// The state of a server's connection, for listings and health checks.
@@ -423,6 +426,7 @@ impl McpServer {
         let extras = Extras {
             name: Some(tool),
             progress: options.progress,
+            asker: options.server_requests,
             idempotent: false,
             param_headers: snapshot
                 .get(tool)
@@ -481,6 +485,7 @@ impl McpServer {
         let extras = Extras {
             name: name.as_deref(),
             progress: None,
+            asker: None,
             idempotent: method != protocol::METHOD_TOOLS_CALL,
             param_headers: Vec::new(),
         };
@@ -542,6 +547,7 @@ impl McpServer {
             let extras = Extras {
                 name: None,
                 progress: None,
+                asker: None,
                 idempotent: true,
                 param_headers: Vec::new(),
             };
@@ -651,6 +657,7 @@ impl McpServer {
         let request_extras = RequestExtras {
             name: extras.name,
             progress: extras.progress.clone(),
+            asker: extras.asker.clone(),
             cancellable: true,
             param_headers: extras.param_headers.clone(),
         };
@@ -876,6 +883,7 @@ impl McpServer {
             let extras = RequestExtras {
                 name: None,
                 progress: None,
+                asker: None,
                 cancellable: true,
                 param_headers: Vec::new(),
             };
@@ -917,6 +925,7 @@ impl McpServer {
         let extras = RequestExtras {
             name: None,
             progress: None,
+            asker: None,
             cancellable: false,
             param_headers: Vec::new(),
         };
@@ -989,7 +998,7 @@ impl McpServer {
     async fn initialize(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
         let params = json!({
             "protocolVersion": protocol::LATEST_SESSION_VERSION,
-            "capabilities": {"roots": {"listChanged": false}},
+            "capabilities": {"roots": {"listChanged": false}, "sampling": {}, "elicitation": {}},
             "clientInfo": {"name": self.inner.options.client_name, "version": env!("CARGO_PKG_VERSION")},
         });
         let result = self
@@ -1133,6 +1142,7 @@ enum Attempt {
 struct Extras<'a> {
     name: Option<&'a str>,
     progress: Option<mpsc::UnboundedSender<Value>>,
+    asker: Option<mpsc::UnboundedSender<ServerRequest>>,
     idempotent: bool,
     param_headers: Vec<(String, String)>,
 }

@@ -34,6 +34,21 @@ pub struct ServerNotification {
     pub params: Value,
 }
 
+/// A request the server sent while one of our calls was running (elicitation,
+/// sampling, roots), handed to that call's owner to answer.
+#[derive(Debug)]
+pub struct ServerRequest {
+    /// The method (`elicitation/create`, `sampling/createMessage`, `roots/list`, …).
+    pub method: String,
+    /// Its params, as the server sent them.
+    pub params: Value,
+    /// Where the answer goes: a result, or a JSON-RPC error.
+    pub reply: oneshot::Sender<Result<Value, RpcError>>,
+}
+
+/// How long the owner of a call has to answer a server's request.
+const SERVER_REQUEST_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// How a request on a session failed.
 #[derive(Debug)]
 pub(crate) enum RequestError {
@@ -52,6 +67,8 @@ pub(crate) struct Dispatcher {
     server_name: String,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     progress: Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>,
+    /// Calls whose owners answer the server's requests, by our request id.
+    askers: Mutex<HashMap<u64, mpsc::UnboundedSender<ServerRequest>>>,
     closed: Mutex<Option<String>>,
     is_closed: AtomicBool,
     tools: Arc<ToolCache>,
@@ -72,6 +89,7 @@ impl Dispatcher {
             server_name: server_name.to_string(),
             pending: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
+            askers: Mutex::new(HashMap::new()),
             closed: Mutex::new(None),
             is_closed: AtomicBool::new(false),
             tools,
@@ -93,20 +111,66 @@ impl Dispatcher {
             .unwrap_or_else(|| "the connection closed".to_string())
     }
 
-    fn answer_server_request(&self, id: Value, method: &str) {
-        let response = match method {
-            protocol::METHOD_PING => protocol::response(id, json!({})),
-            "roots/list" => protocol::response(id, json!({"roots": []})),
-            other => protocol::error_response(
-                id,
-                protocol::METHOD_NOT_FOUND,
-                &format!("this client does not support '{other}'"),
-            ),
-        };
+    /// Answers a request the server sent: handed to the call it belongs to (the one
+    /// whose HTTP response stream carried it, or the only call that can answer), else
+    /// answered here (`ping`, an empty `roots/list`, or "not supported").
+    fn answer_server_request(&self, id: Value, method: String, params: Value, origin: Option<u64>) {
+        let asker = self.askers.lock().ok().and_then(|askers| match origin {
+            Some(origin) => askers.get(&origin).cloned(),
+            None if askers.len() == 1 => askers.values().next().cloned(),
+            None => None,
+        });
         let Some(session) = self.session.get().and_then(Weak::upgrade) else {
             return;
         };
+        let local = |method: &str| match method {
+            protocol::METHOD_PING => Ok(json!({})),
+            "roots/list" => Ok(json!({"roots": []})),
+            other => Err(RpcError {
+                code: protocol::METHOD_NOT_FOUND,
+                message: format!("no client can answer '{other}' here"),
+                data: None,
+            }),
+        };
+        let outcome = match asker {
+            Some(asker) if method != protocol::METHOD_PING => {
+                let (reply, answer) = oneshot::channel();
+                let request = ServerRequest {
+                    method: method.clone(),
+                    params,
+                    reply,
+                };
+                match asker.send(request) {
+                    Ok(()) => Some(answer),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
         self.tasks.spawn(async move {
+            let answer = match outcome {
+                Some(answer) => {
+                    match tokio::time::timeout(SERVER_REQUEST_ANSWER_WAIT, answer).await {
+                        Ok(Ok(answer)) => answer,
+                        _ => Err(RpcError {
+                            code: protocol::INTERNAL_ERROR,
+                            message: format!("the client did not answer '{method}'"),
+                            data: None,
+                        }),
+                    }
+                }
+                None => local(&method),
+            };
+            let response = match answer {
+                Ok(result) => protocol::response(id, result),
+                Err(error) => {
+                    let mut body = protocol::error_response(id, error.code, &error.message);
+                    if let Some(data) = error.data {
+                        body["error"]["data"] = data;
+                    }
+                    body
+                }
+            };
             let outgoing = Outgoing {
                 message: &response,
                 method: "",
@@ -120,7 +184,7 @@ impl Dispatcher {
 }
 
 impl Inbound for Dispatcher {
-    fn deliver(&self, message: Incoming, _origin: Option<u64>) {
+    fn deliver(&self, message: Incoming, origin: Option<u64>) {
         match message {
             Incoming::Response { id, outcome } => {
                 let waiter = protocol::our_id(&id)
@@ -155,7 +219,9 @@ impl Inbound for Dispatcher {
                     });
                 }
             },
-            Incoming::Request { id, method, .. } => self.answer_server_request(id, &method),
+            Incoming::Request { id, method, params } => {
+                self.answer_server_request(id, method, params, origin)
+            }
         }
     }
 
@@ -205,6 +271,8 @@ pub(crate) struct RequestExtras<'a> {
     pub(crate) name: Option<&'a str>,
     /// Where progress notifications of this request go.
     pub(crate) progress: Option<mpsc::UnboundedSender<Value>>,
+    /// Who answers the server's requests made during this request.
+    pub(crate) asker: Option<mpsc::UnboundedSender<ServerRequest>>,
     /// Whether a cancellation may be sent when the caller stops waiting.
     pub(crate) cancellable: bool,
     /// `Mcp-Param-*` headers (stateless revision over HTTP).
@@ -272,7 +340,13 @@ impl Session {
             sent: false,
             done: false,
             has_progress: extras.progress.is_some(),
+            has_asker: extras.asker.is_some(),
         };
+        if let Some(asker) = extras.asker {
+            if let Ok(mut askers) = self.dispatcher.askers.lock() {
+                askers.insert(id, asker);
+            }
+        }
         if let Some(progress) = extras.progress {
             if let Ok(mut routes) = self.dispatcher.progress.lock() {
                 routes.insert(id, progress);
@@ -360,6 +434,7 @@ struct PendingGuard<'a> {
     sent: bool,
     done: bool,
     has_progress: bool,
+    has_asker: bool,
 }
 
 impl Drop for PendingGuard<'_> {
@@ -367,6 +442,11 @@ impl Drop for PendingGuard<'_> {
         let dispatcher = &self.session.dispatcher;
         if let Ok(mut pending) = dispatcher.pending.lock() {
             pending.remove(&self.id);
+        }
+        if self.has_asker {
+            if let Ok(mut askers) = dispatcher.askers.lock() {
+                askers.remove(&self.id);
+            }
         }
         if self.has_progress {
             if let Ok(mut routes) = dispatcher.progress.lock() {
