@@ -206,28 +206,6 @@ pub async fn method_count(server: &ServerProcess, method: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pids of live processes whose command line contains `needle` (for zombie and
-/// leak checks).
-pub fn processes_matching(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// The state letter of a process (`Z` for a zombie), if it exists.
 pub fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
