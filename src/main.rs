@@ -149,6 +149,8 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("binding {}", settings.listen))?;
+            // Stdout carries one line, for scripts and tests that bind port 0.
+            println!("LISTENING {}", listener.local_addr()?.port());
             let state = AppState::new(gateway, &settings);
             proxy::serve(
                 listener,
