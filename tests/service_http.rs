@@ -671,3 +671,107 @@ async fn an_upstreams_elicitation_reaches_the_calling_client_and_its_answer_goes
     assert!(text.contains("Name: Ada"), "{result}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn resources_prompts_and_completions_cross_with_namespaced_names() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let rpc = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let (_, listed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            rpc(1, "resources/list", json!({})),
+        )
+        .await;
+    let uris: Vec<String> = listed["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap().to_string())
+        .collect();
+    let ours = uris
+        .iter()
+        .find(|u| u.starts_with("mcpgw://fx/"))
+        .expect("the fixture's resource");
+    let theirs = uris
+        .iter()
+        .find(|u| u.starts_with("mcpgw://ev/demo://"))
+        .expect("a server-everything resource");
+    for uri in [ours, theirs] {
+        let (_, read) = gw
+            .call(
+                "/mcp",
+                "sk-alice",
+                &alice,
+                rpc(2, "resources/read", json!({"uri": uri})),
+            )
+            .await;
+        let contents = &read["result"]["contents"][0];
+        assert_eq!(
+            contents["uri"],
+            uri.as_str(),
+            "the read goes to the right server and comes back namespaced: {read}"
+        );
+    }
+    let (_, missing) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            rpc(3, "resources/read", json!({"uri": "mcpgw://nope/x"})),
+        )
+        .await;
+    assert_eq!(missing["error"]["code"], -32602);
+
+    let (_, prompts) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            rpc(4, "prompts/list", json!({})),
+        )
+        .await;
+    let names: Vec<&str> = prompts["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"fx__greeting") && names.contains(&"ev__simple-prompt"),
+        "{names:?}"
+    );
+    let (_, got) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            rpc(
+                5,
+                "prompts/get",
+                json!({"name": "fx__greeting", "arguments": {"name": "Ada"}}),
+            ),
+        )
+        .await;
+    assert!(
+        got["result"]["messages"].to_string().contains("Ada"),
+        "{got}"
+    );
+
+    let (_, completed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            rpc(6, "completion/complete", json!({"ref": {"type": "ref/prompt", "name": "ev__completable-prompt"}, "argument": {"name": "department", "value": "Eng"}})),
+        )
+        .await;
+    assert_eq!(
+        completed["result"]["completion"]["values"],
+        json!(["Engineering"]),
+        "{completed}"
+    );
+    gw.stop().await;
+}

@@ -189,6 +189,8 @@ impl McpHandler {
             "tools": {"listChanged": true},
             "resources": {"listChanged": true},
             "prompts": {"listChanged": true},
+            "completions": {},
+            "logging": {},
         })
     }
 
@@ -216,6 +218,7 @@ impl McpHandler {
             "resources/read" => self.read_resource(&ctx, params).await,
             "prompts/get" => self.get_prompt(&ctx, params).await,
             "logging/setLevel" => Ok(json!({})),
+            "completion/complete" => self.complete(&ctx, params).await,
             other => Err(ClientError::new(
                 METHOD_NOT_FOUND,
                 format!("Method not found: {other}"),
@@ -417,6 +420,51 @@ impl McpHandler {
             }
         }
         Ok(result)
+    }
+
+    /// `completion/complete`: routed by the prompt name or resource URI of its `ref`,
+    /// which is rewritten to the server's own.
+    async fn complete(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
+        let reference = params.get("ref").cloned().unwrap_or(Value::Null);
+        let unknown = || ClientError::new(INVALID_PARAMS, "Unknown completion reference");
+        let (server, key, original) = match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let name = reference
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(unknown)?;
+                let (server, prompt) = self.route(ctx.scope, name).ok_or_else(unknown)?;
+                (server.to_string(), "name", prompt.to_string())
+            }
+            Some("ref/resource") => {
+                let uri = reference
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .ok_or_else(unknown)?;
+                let (server, original) = match ctx.scope {
+                    Scope::All => {
+                        let rest = uri.strip_prefix(RESOURCE_SCHEME).ok_or_else(unknown)?;
+                        let (server, original) = rest.split_once('/').ok_or_else(unknown)?;
+                        (server.to_string(), original.to_string())
+                    }
+                    Scope::Server(server) => (server.clone(), uri.to_string()),
+                };
+                (server, "uri", original)
+            }
+            _ => return Err(unknown()),
+        };
+        let upstream = self
+            .gateway
+            .server_now(&server)
+            .filter(McpServer::is_enabled)
+            .ok_or_else(unknown)?;
+        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
+            return Err(unknown());
+        }
+        params["ref"][key] = Value::from(original);
+        Ok(upstream
+            .request("completion/complete", Some(params))
+            .await?)
     }
 
     async fn get_prompt(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
