@@ -10,7 +10,10 @@
 //!   describes it.
 //! - [`proxy`]: the service (downstream faces, sessions, REST, metrics).
 //! - [`settings`]: the service's settings file: its format, parsing and validation.
+//! - [`bench`]: `litellm-mcp bench`, a load generator for any MCP endpoint (raw JSON-RPC,
+//!   not through the library), to measure what a call through the gateway costs.
 
+pub mod bench;
 pub mod core;
 pub mod proxy;
 pub mod settings;

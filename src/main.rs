@@ -73,6 +73,8 @@ enum Command {
     },
     /// Print the digest of an API key (read from stdin) for `api_keys[].key_hash`.
     HashKey,
+    /// Load-test an MCP endpoint: streamable HTTP, WebSocket or a stdio command.
+    Bench(litellm_rs::bench::BenchArgs),
 }
 
 /// Logs go to stderr: stdout is protocol (`stdio`), JSON (`tools`, `call`) or the
@@ -123,6 +125,9 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => {
+            litellm_rs::bench::main(args).await?;
+        }
         Command::Check { config } => {
             let settings = load(&config)?;
             println!(

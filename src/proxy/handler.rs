@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 
 use crate::core::mcp::permissions::{Caller, KeyDigest, PermissionLevel, PermissionManager};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::core::mcp::{CallOptions, McpError, McpGateway, McpServer, ServerRequest};
+use crate::core::mcp::{
+    CallOptions, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
+};
 
 /// Page size of the gateway's own pagination.
 const PAGE_SIZE: usize = 200;
@@ -124,6 +126,18 @@ pub struct McpHandler {
     gateway: McpGateway,
     permissions: Arc<PermissionManager>,
     server_name: String,
+    /// How many client subscriptions each (server, URI) has.
+    subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>,
+}
+
+/// Where a tool call's upstream requests and notifications go, when the face can relay
+/// them to its client.
+#[derive(Debug, Default)]
+pub struct CallChannels {
+    /// Requests the upstream makes during the call (elicitation, sampling, roots).
+    pub asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+    /// Notifications that come with the call (its log messages).
+    pub notifications: Option<mpsc::UnboundedSender<ServerNotification>>,
 }
 
 /// Per-request context from the face.
@@ -144,6 +158,7 @@ impl McpHandler {
             gateway,
             permissions,
             server_name: "litellm-mcp".to_string(),
+            subscriptions: Arc::default(),
         }
     }
 
@@ -187,7 +202,7 @@ impl McpHandler {
     fn capabilities(&self) -> Value {
         json!({
             "tools": {"listChanged": true},
-            "resources": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
             "prompts": {"listChanged": true},
             "completions": {},
             "logging": {},
@@ -208,17 +223,38 @@ impl McpHandler {
         params: Value,
         asker: Option<mpsc::UnboundedSender<ServerRequest>>,
     ) -> Outcome {
+        let channels = CallChannels {
+            asker,
+            notifications: None,
+        };
+        self.handle_call(ctx, method, params, channels).await
+    }
+
+    /// [`McpHandler::handle_with`], also relaying the notifications that come with a
+    /// tool call (its log messages) to `channels.notifications`.
+    pub async fn handle_call(
+        &self,
+        ctx: RequestContext<'_>,
+        method: &str,
+        params: Value,
+        channels: CallChannels,
+    ) -> Outcome {
         match method {
             protocol::METHOD_PING => Ok(json!({})),
             protocol::METHOD_TOOLS_LIST => self.list_tools(&ctx, &params).await,
-            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params, asker).await,
+            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params, channels).await,
             "resources/list" => self.list_items(&ctx, &params, Kind::Resources).await,
             "resources/templates/list" => self.list_items(&ctx, &params, Kind::Templates).await,
             "prompts/list" => self.list_items(&ctx, &params, Kind::Prompts).await,
             "resources/read" => self.read_resource(&ctx, params).await,
             "prompts/get" => self.get_prompt(&ctx, params).await,
-            "logging/setLevel" => Ok(json!({})),
+            "logging/setLevel" => self.set_level(&ctx, params).await,
             "completion/complete" => self.complete(&ctx, params).await,
+            "resources/subscribe" => self.subscribe(&ctx, &params, true).await.map(|_| json!({})),
+            "resources/unsubscribe" => self
+                .subscribe(&ctx, &params, false)
+                .await
+                .map(|_| json!({})),
             other => Err(ClientError::new(
                 METHOD_NOT_FOUND,
                 format!("Method not found: {other}"),
@@ -281,7 +317,7 @@ impl McpHandler {
         &self,
         ctx: RequestContext<'_>,
         params: Value,
-        asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+        channels: CallChannels,
     ) -> Outcome {
         let name = params
             .get("name")
@@ -329,7 +365,8 @@ impl McpHandler {
             progress: ctx.progress,
             timeout: None,
             meta,
-            server_requests: asker,
+            server_requests: channels.asker,
+            notifications: channels.notifications,
         };
         match upstream.call_tool_with(tool, arguments, options).await {
             Ok(result) => Ok(result.into_value()),
@@ -422,6 +459,116 @@ impl McpHandler {
         Ok(result)
     }
 
+    /// Splits a resource URI as the client sees it into (server, original URI).
+    fn route_resource(&self, scope: &Scope, uri: &str) -> Option<(String, String)> {
+        match scope {
+            Scope::All => {
+                let (server, original) = uri.strip_prefix(RESOURCE_SCHEME)?.split_once('/')?;
+                Some((server.to_string(), original.to_string()))
+            }
+            Scope::Server(server) => Some((server.clone(), uri.to_string())),
+        }
+    }
+
+    /// The URI a client of `scope` sees for a server's resource.
+    pub fn client_uri(&self, scope: &Scope, server: &str, original: &str) -> String {
+        match scope {
+            Scope::All => format!("{RESOURCE_SCHEME}{server}/{original}"),
+            Scope::Server(_) => original.to_string(),
+        }
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe`. Upstream sessions are shared,
+    /// so subscriptions are counted: the upstream hears every subscribe but only the
+    /// last unsubscribe of a URI. Returns the server and its URI.
+    pub async fn subscribe(
+        &self,
+        ctx: &RequestContext<'_>,
+        params: &Value,
+        on: bool,
+    ) -> Result<(String, String), ClientError> {
+        let uri = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "a 'uri' is required"))?;
+        let not_found = || ClientError::new(INVALID_PARAMS, format!("Resource not found: {uri}"));
+        let (server, original) = self.route_resource(ctx.scope, uri).ok_or_else(not_found)?;
+        let upstream = self
+            .gateway
+            .server_now(&server)
+            .filter(McpServer::is_enabled)
+            .ok_or_else(not_found)?;
+        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
+            return Err(not_found());
+        }
+        let key = (server.clone(), original.clone());
+        let forward = {
+            let Ok(mut counts) = self.subscriptions.lock() else {
+                return Err(ClientError::new(
+                    protocol::INTERNAL_ERROR,
+                    "subscriptions unavailable",
+                ));
+            };
+            let count = counts.entry(key.clone()).or_insert(0);
+            let before = *count;
+            *count = if on {
+                before + 1
+            } else {
+                before.saturating_sub(1)
+            };
+            let after = *count;
+            if after == 0 {
+                counts.remove(&key);
+            }
+            // Every subscribe goes upstream (servers treat it as idempotent, and some
+            // answer one with the current state); only the last unsubscribe does.
+            on || before == 1
+        };
+        if forward {
+            let method = if on {
+                "resources/subscribe"
+            } else {
+                "resources/unsubscribe"
+            };
+            upstream
+                .request(method, Some(json!({"uri": original})))
+                .await?;
+        }
+        Ok((server, original))
+    }
+
+    /// `logging/setLevel`: passed to the servers in scope that log. The upstream
+    /// sessions are shared, so the face also filters what each client receives by the
+    /// level it asked for.
+    async fn set_level(&self, ctx: &RequestContext<'_>, params: Value) -> Outcome {
+        let level = params
+            .get("level")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if log_rank(level).is_none() {
+            return Err(ClientError::new(
+                INVALID_PARAMS,
+                format!("Unknown log level: {level}"),
+            ));
+        }
+        let servers = self.servers_in(ctx.scope);
+        futures::future::join_all(servers.iter().map(|name| async move {
+            let Some(server) = self.gateway.server_now(name) else {
+                return;
+            };
+            let logs = server
+                .capabilities()
+                .is_some_and(|c| c.get("logging").is_some());
+            if logs {
+                let _ = server
+                    .request("logging/setLevel", Some(json!({"level": level})))
+                    .await;
+            }
+        }))
+        .await;
+        Ok(json!({}))
+    }
+
     /// `completion/complete`: routed by the prompt name or resource URI of its `ref`,
     /// which is rewritten to the server's own.
     async fn complete(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
@@ -487,6 +634,21 @@ impl McpHandler {
         params["name"] = Value::from(prompt);
         Ok(upstream.request("prompts/get", Some(params)).await?)
     }
+}
+
+/// The rank of a syslog level name as MCP uses them (`debug` lowest), or `None`.
+pub fn log_rank(level: &str) -> Option<usize> {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS.iter().position(|l| *l == level)
 }
 
 /// The kinds of list that are aggregated like tools.

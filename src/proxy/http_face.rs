@@ -26,11 +26,11 @@ use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::handler::{ClientError, Identity, Outcome, RequestContext, Scope};
+use super::handler::{CallChannels, ClientError, Identity, Outcome, RequestContext, Scope};
 use super::sessions::{DownstreamSession, SessionError};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::protocol::{self, Incoming};
-use crate::core::mcp::ServerRequest;
+use crate::core::mcp::{ServerNotification, ServerRequest};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -100,7 +100,7 @@ fn error_with_data(status: StatusCode, id: Value, error: &ClientError) -> Respon
 #[allow(clippy::result_large_err)] // the refusal is the response itself, built once per request
 /// The checks every method shares: Host/Origin, identity, scope. Returns the identity
 /// and the scope, or the response that refuses the request.
-fn admit(
+pub(crate) fn admit(
     state: &AppState,
     server: Option<String>,
     headers: &HeaderMap,
@@ -355,9 +355,57 @@ impl PostContext {
                 "Bad Request: the session is already initialized",
             );
         }
+        if matches!(
+            method.as_str(),
+            "resources/subscribe" | "resources/unsubscribe"
+        ) {
+            return self.subscription(session, id, &method, &params).await;
+        }
+        if method == "logging/setLevel" {
+            if let Some(rank) = params
+                .get("level")
+                .and_then(Value::as_str)
+                .and_then(super::handler::log_rank)
+            {
+                session.set_log_level(rank);
+            }
+        }
         let cancel = session.begin(&id);
         self.run(id, method, params, Some(session), Some(cancel))
             .await
+    }
+
+    /// Subscriptions belong to the session: its GET stream carries the updates.
+    async fn subscription(
+        self,
+        session: std::sync::Arc<DownstreamSession>,
+        id: Value,
+        method: &str,
+        params: &Value,
+    ) -> Response {
+        let on = method == "resources/subscribe";
+        let ctx = RequestContext {
+            identity: &self.identity,
+            scope: &self.scope,
+            progress: None,
+        };
+        let outcome = self.state.handler().subscribe(&ctx, params, on).await;
+        self.state.metrics().record_request(
+            "http",
+            method,
+            if outcome.is_ok() { "ok" } else { "error" },
+        );
+        match outcome {
+            Ok((server, original)) => {
+                let uri = self
+                    .state
+                    .handler()
+                    .client_uri(&self.scope, &server, &original);
+                session.set_subscribed(&uri, on);
+                Json(protocol::response(id, json!({}))).into_response()
+            }
+            Err(error) => error_with_data(StatusCode::OK, id, &error),
+        }
     }
 
     async fn stateless(self, id: Value, method: String, params: Value) -> Response {
@@ -464,6 +512,13 @@ impl PostContext {
             }
             _ => (None, None),
         };
+        let (notes_tx, notes_rx) = match sse {
+            true => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         let handler = self.state.handler().clone();
         let state = self.state.clone();
         let identity = self.identity.clone();
@@ -480,8 +535,12 @@ impl PostContext {
                 scope: &scope,
                 progress: progress_tx,
             };
+            let channels = CallChannels {
+                asker: asker_tx,
+                notifications: notes_tx,
+            };
             let outcome = handler
-                .handle_with(ctx, &method_for_call, params, asker_tx)
+                .handle_call(ctx, &method_for_call, params, channels)
                 .await;
             record(
                 &state,
@@ -512,6 +571,7 @@ impl PostContext {
         let mut events = Events {
             progress: progress_rx,
             asker: asker_rx,
+            notes: notes_rx,
             token: progress_token.unwrap_or(Value::Null),
             session,
         };
@@ -546,6 +606,7 @@ impl PostContext {
 struct Events {
     progress: Option<mpsc::UnboundedReceiver<Value>>,
     asker: Option<mpsc::UnboundedReceiver<ServerRequest>>,
+    notes: Option<mpsc::UnboundedReceiver<ServerNotification>>,
     token: Value,
     session: Option<std::sync::Arc<DownstreamSession>>,
 }
@@ -558,6 +619,19 @@ impl Events {
                 Some(mut update) = recv(&mut self.progress) => {
                     update["progressToken"] = self.token.clone();
                     return Some(protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update)));
+                }
+                Some(note) = recv(&mut self.notes) => {
+                    if note.method == "notifications/message" {
+                        let rank = note.params.get("level").and_then(Value::as_str).and_then(super::handler::log_rank);
+                        let wanted = match (&self.session, rank) {
+                            (Some(session), Some(rank)) => session.wants_log(rank),
+                            _ => true,
+                        };
+                        if !wanted {
+                            continue;
+                        }
+                    }
+                    return Some(protocol::notification(&note.method, Some(note.params)));
                 }
                 Some(request) = recv(&mut self.asker) => {
                     let Some(session) = &self.session else { continue };
@@ -742,10 +816,12 @@ fn announcements(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let receiver = state.announcements();
     let shutdown = state.shutdown_token();
+    let handler = state.handler().clone();
     futures::stream::unfold(receiver, move |mut receiver| {
         let session = session.clone();
         let scope = scope.clone();
         let shutdown = shutdown.clone();
+        let handler = handler.clone();
         async move {
             loop {
                 let next = tokio::select! {
@@ -755,6 +831,22 @@ fn announcements(
                 };
                 match next {
                     Ok(a) if scope == Scope::All || scope == Scope::Server(a.server.clone()) => {
+                        if a.method == "notifications/resources/updated" {
+                            // Only to the sessions that subscribed, under their name of it.
+                            let original = a
+                                .params
+                                .get("uri")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            let uri = handler.client_uri(&scope, &a.server, original);
+                            if !session.is_subscribed(&uri) {
+                                continue;
+                            }
+                            let mut params = a.params.clone();
+                            params["uri"] = Value::from(uri);
+                            let note = protocol::notification(&a.method, Some(params));
+                            return Some((sse_event(&note), receiver));
+                        }
                         let note = protocol::notification(&a.method, None);
                         return Some((sse_event(&note), receiver));
                     }

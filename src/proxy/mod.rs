@@ -8,20 +8,28 @@
 //! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, and the metrics themselves.
 //! - [`rest`]: `/v1/mcp/*` for callers that are not MCP clients.
+//! - [`duplex`]: one session over a pair of message channels, the engine of the
+//!   stdio, WebSocket and SSE faces.
 //! - [`stdio_face`]: the gateway as a stdio MCP server (`litellm-mcp stdio`).
+//! - [`ws_face`]: MCP over WebSocket at `/ws` and `/ws/{server}` (subprotocol `mcp`).
+//! - [`sse_face`]: the legacy HTTP+SSE transport at `/sse`, `/sse/{server}` and
+//!   `/messages`.
 //!
 //! [`app`] builds the router from an [`AppState`], so tests drive it with `oneshot`;
 //! [`serve`] runs it on a listener until a shutdown future resolves. The state owns one
 //! root `CancellationToken` and a `TaskTracker` for its background tasks (session
 //! reaping, forwarding upstream `list_changed` to clients).
 
+pub mod duplex;
 pub mod handler;
 pub mod http_face;
 pub mod identity;
 pub mod ops;
 pub mod rest;
 pub mod sessions;
+pub mod sse_face;
 pub mod stdio_face;
+pub mod ws_face;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -49,6 +57,8 @@ pub struct Announcement {
     pub server: String,
     /// The downstream notification (`notifications/tools/list_changed`, …).
     pub method: String,
+    /// Its params as the upstream sent them (`{uri}` for `resources/updated`).
+    pub params: Value,
 }
 
 /// Everything the faces share. Cheap to clone.
@@ -165,10 +175,14 @@ impl AppState {
                         n = notifications.recv() => n,
                     };
                     match notification {
-                        Ok(n) if n.method.ends_with("/list_changed") => {
+                        Ok(n)
+                            if n.method.ends_with("/list_changed")
+                                || n.method == "notifications/resources/updated" =>
+                        {
                             let _ = sender.send(Announcement {
                                 server: n.server_name,
                                 method: n.method,
+                                params: n.params,
                             });
                         }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -195,6 +209,8 @@ pub fn app(state: AppState) -> Router {
     let limit = state.inner.max_body_bytes;
     Router::new()
         .merge(http_face::routes())
+        .merge(ws_face::routes())
+        .merge(sse_face::routes())
         .merge(rest::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(limit))

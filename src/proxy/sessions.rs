@@ -36,6 +36,10 @@ pub struct DownstreamSession {
     asked: Mutex<HashMap<String, Answer>>,
     /// Numbers the relayed requests.
     next_ask: std::sync::atomic::AtomicU64,
+    /// The resources the client subscribed to, as it names them.
+    subscribed: Mutex<std::collections::HashSet<String>>,
+    /// The least severe log level the client wants (`logging/setLevel`), as a rank.
+    log_level: std::sync::atomic::AtomicUsize,
     /// Fires when the session ends (DELETE, reaping, shutdown).
     pub closed: CancellationToken,
 }
@@ -99,6 +103,33 @@ impl DownstreamSession {
         reply.map(|r| r.send(outcome)).is_some()
     }
 
+    /// Records a subscription (or its end) to a resource, as the client names it.
+    pub fn set_subscribed(&self, uri: &str, on: bool) {
+        if let Ok(mut subscribed) = self.subscribed.lock() {
+            if on {
+                subscribed.insert(uri.to_string());
+            } else {
+                subscribed.remove(uri);
+            }
+        }
+    }
+
+    /// Whether the client subscribed to this resource.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscribed.lock().is_ok_and(|s| s.contains(uri))
+    }
+
+    /// Records the level the client asked for (a rank, see `handler::log_rank`).
+    pub fn set_log_level(&self, rank: usize) {
+        self.log_level
+            .store(rank, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a log message of this rank reaches the client.
+    pub fn wants_log(&self, rank: usize) -> bool {
+        rank >= self.log_level.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn idle_for(&self) -> Duration {
         self.last_seen
             .lock()
@@ -156,6 +187,8 @@ impl SessionStore {
             in_flight: Mutex::new(HashMap::new()),
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
+            log_level: std::sync::atomic::AtomicUsize::new(0),
+            subscribed: Mutex::new(std::collections::HashSet::new()),
             closed: CancellationToken::new(),
         });
         sessions.insert(session.id.clone(), session.clone());

@@ -126,6 +126,9 @@ pub struct CallOptions {
     /// Receives the requests the server makes during this call (elicitation, sampling,
     /// roots); without it they are answered "not supported".
     pub server_requests: Option<mpsc::UnboundedSender<ServerRequest>>,
+    /// Receives the notifications that come with this call (`notifications/message`
+    /// on its own reply stream); without it they go to [`McpServer::notifications`].
+    pub notifications: Option<mpsc::UnboundedSender<ServerNotification>>,
 }
 
 /// The state of a server's connection, for listings and health checks.
@@ -427,6 +430,7 @@ impl McpServer {
             name: Some(tool),
             progress: options.progress,
             asker: options.server_requests,
+            listener: options.notifications,
             idempotent: false,
             param_headers: snapshot
                 .get(tool)
@@ -486,6 +490,7 @@ impl McpServer {
             name: name.as_deref(),
             progress: None,
             asker: None,
+            listener: None,
             idempotent: method != protocol::METHOD_TOOLS_CALL,
             param_headers: Vec::new(),
         };
@@ -548,6 +553,7 @@ impl McpServer {
                 name: None,
                 progress: None,
                 asker: None,
+                listener: None,
                 idempotent: true,
                 param_headers: Vec::new(),
             };
@@ -658,6 +664,7 @@ impl McpServer {
             name: extras.name,
             progress: extras.progress.clone(),
             asker: extras.asker.clone(),
+            listener: extras.listener.clone(),
             cancellable: true,
             param_headers: extras.param_headers.clone(),
         };
@@ -884,6 +891,7 @@ impl McpServer {
                 name: None,
                 progress: None,
                 asker: None,
+                listener: None,
                 cancellable: true,
                 param_headers: Vec::new(),
             };
@@ -926,6 +934,7 @@ impl McpServer {
             name: None,
             progress: None,
             asker: None,
+            listener: None,
             cancellable: false,
             param_headers: Vec::new(),
         };
@@ -1143,6 +1152,7 @@ struct Extras<'a> {
     name: Option<&'a str>,
     progress: Option<mpsc::UnboundedSender<Value>>,
     asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+    listener: Option<mpsc::UnboundedSender<ServerNotification>>,
     idempotent: bool,
     param_headers: Vec<(String, String)>,
 }

@@ -67,6 +67,9 @@ pub(crate) struct Dispatcher {
     server_name: String,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     progress: Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>,
+    /// Calls whose owners take the notifications that come with them (log messages on
+    /// the call's own stream), by our request id.
+    listeners: Mutex<HashMap<u64, mpsc::UnboundedSender<ServerNotification>>>,
     /// Calls whose owners answer the server's requests, by our request id.
     askers: Mutex<HashMap<u64, mpsc::UnboundedSender<ServerRequest>>>,
     closed: Mutex<Option<String>>,
@@ -90,6 +93,7 @@ impl Dispatcher {
             pending: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
             askers: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(HashMap::new()),
             closed: Mutex::new(None),
             is_closed: AtomicBool::new(false),
             tools,
@@ -212,11 +216,22 @@ impl Inbound for Dispatcher {
                         tracing::debug!(server = %self.server_name, "tool list changed");
                         self.tools.invalidate();
                     }
-                    let _ = self.notifications.send(ServerNotification {
+                    let notification = ServerNotification {
                         server_name: self.server_name.clone(),
                         method,
                         params,
-                    });
+                    };
+                    // A notification that came on a call's own stream belongs to that call.
+                    let listener = origin
+                        .and_then(|o| self.listeners.lock().ok().and_then(|l| l.get(&o).cloned()));
+                    match listener {
+                        Some(listener) => {
+                            let _ = listener.send(notification);
+                        }
+                        None => {
+                            let _ = self.notifications.send(notification);
+                        }
+                    }
                 }
             },
             Incoming::Request { id, method, params } => {
@@ -273,6 +288,8 @@ pub(crate) struct RequestExtras<'a> {
     pub(crate) progress: Option<mpsc::UnboundedSender<Value>>,
     /// Who answers the server's requests made during this request.
     pub(crate) asker: Option<mpsc::UnboundedSender<ServerRequest>>,
+    /// Who takes the notifications that come with this request.
+    pub(crate) listener: Option<mpsc::UnboundedSender<ServerNotification>>,
     /// Whether a cancellation may be sent when the caller stops waiting.
     pub(crate) cancellable: bool,
     /// `Mcp-Param-*` headers (stateless revision over HTTP).
@@ -341,7 +358,13 @@ impl Session {
             done: false,
             has_progress: extras.progress.is_some(),
             has_asker: extras.asker.is_some(),
+            has_listener: extras.listener.is_some(),
         };
+        if let Some(listener) = extras.listener {
+            if let Ok(mut listeners) = self.dispatcher.listeners.lock() {
+                listeners.insert(id, listener);
+            }
+        }
         if let Some(asker) = extras.asker {
             if let Ok(mut askers) = self.dispatcher.askers.lock() {
                 askers.insert(id, asker);
@@ -435,6 +458,7 @@ struct PendingGuard<'a> {
     done: bool,
     has_progress: bool,
     has_asker: bool,
+    has_listener: bool,
 }
 
 impl Drop for PendingGuard<'_> {
@@ -442,6 +466,11 @@ impl Drop for PendingGuard<'_> {
         let dispatcher = &self.session.dispatcher;
         if let Ok(mut pending) = dispatcher.pending.lock() {
             pending.remove(&self.id);
+        }
+        if self.has_listener {
+            if let Ok(mut listeners) = dispatcher.listeners.lock() {
+                listeners.remove(&self.id);
+            }
         }
         if self.has_asker {
             if let Ok(mut askers) = dispatcher.askers.lock() {

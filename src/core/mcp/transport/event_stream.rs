@@ -24,6 +24,10 @@ pub(crate) struct SseParser {
     current: SseEvent,
     has_data: bool,
     max_event_bytes: usize,
+    /// The last `id:` seen (the SSE "last event ID", kept across events).
+    pub(crate) last_event_id: Option<String>,
+    /// The last `retry:` seen, in milliseconds.
+    pub(crate) retry_ms: Option<u64>,
 }
 
 impl SseParser {
@@ -34,6 +38,8 @@ impl SseParser {
             current: SseEvent::default(),
             has_data: false,
             max_event_bytes,
+            last_event_id: None,
+            retry_ms: None,
         }
     }
 
@@ -113,7 +119,15 @@ impl SseParser {
                     ));
                 }
             }
-            "id" => self.current.id = Some(value.to_string()),
+            "id" => {
+                self.current.id = Some(value.to_string());
+                self.last_event_id = Some(value.to_string());
+            }
+            "retry" => {
+                if let Ok(ms) = value.trim().parse() {
+                    self.retry_ms = Some(ms);
+                }
+            }
             _ => {}
         }
         Ok(None)
@@ -140,6 +154,11 @@ mod tests {
         assert_eq!(events[1].event, "");
         assert_eq!(events[1].data, "{\"a\":\n1}");
         assert_eq!(events[1].id.as_deref(), Some("7"));
+        // A priming event: an id and a retry, no data.
+        let mut p = SseParser::new(1024);
+        assert!(p.feed(b"id: s1::0\nretry: 500\n\n").unwrap().is_empty());
+        assert_eq!(p.last_event_id.as_deref(), Some("s1::0"));
+        assert_eq!(p.retry_ms, Some(500));
     }
 
     #[test]

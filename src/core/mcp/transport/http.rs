@@ -30,6 +30,19 @@ use crate::core::mcp::error::McpError;
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// How many times one reply stream is resumed before giving up.
+const MAX_RESUMPTIONS: u32 = 16;
+
+/// What reading one reply (a POST's, or a resumed stream) found.
+#[derive(Debug, Default)]
+struct Reply {
+    /// Whether the awaited response was among its messages.
+    answered: bool,
+    /// The SSE last event ID, to resume from.
+    last_event_id: Option<String>,
+    /// The SSE `retry`, in milliseconds.
+    retry_ms: Option<u64>,
+}
 
 /// A streamable HTTP connection.
 pub(crate) struct HttpConnection {
@@ -152,7 +165,50 @@ impl HttpConnection {
                 .into()),
             };
         }
-        let answered = shared.read_reply(response, outgoing.awaiting).await?;
+        let mut reply = shared.read_reply(response, outgoing.awaiting).await?;
+        // A 2025-11-25 server may close a reply stream early and let the client resume
+        // it with GET and Last-Event-ID; follow it until the response arrives (the
+        // caller's deadline bounds the whole).
+        let mut resumptions = 0;
+        while let (Some(_), false, Some(last_id)) = (
+            outgoing.awaiting,
+            reply.answered,
+            reply.last_event_id.clone(),
+        ) {
+            resumptions += 1;
+            if !status.is_success() || resumptions > MAX_RESUMPTIONS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(
+                reply.retry_ms.unwrap_or(500).min(10_000),
+            ))
+            .await;
+            let resumed = shared
+                .authorized(|headers| {
+                    shared
+                        .http
+                        .get(shared.url.clone())
+                        .headers(headers)
+                        .header(ACCEPT, "text/event-stream")
+                        .header("Last-Event-ID", last_id.as_str())
+                })
+                .await?;
+            if !resumed.status().is_success() {
+                return Err(transport_error(
+                    &shared.server_name,
+                    format!("resuming the reply stream: HTTP {}", resumed.status()),
+                    true,
+                )
+                .into());
+            }
+            let next = shared.read_reply(resumed, outgoing.awaiting).await?;
+            reply = Reply {
+                answered: next.answered,
+                last_event_id: next.last_event_id.or(reply.last_event_id),
+                retry_ms: next.retry_ms.or(reply.retry_ms),
+            };
+        }
+        let answered = reply.answered;
         match outgoing.awaiting {
             Some(_) if !answered && status.is_success() => Err(transport_error(
                 &shared.server_name,
@@ -262,7 +318,7 @@ impl Shared {
         &self,
         mut response: Response,
         awaiting: Option<u64>,
-    ) -> Result<bool, SendError> {
+    ) -> Result<Reply, SendError> {
         let is_sse = response
             .headers()
             .get(CONTENT_TYPE)
@@ -275,7 +331,7 @@ impl Shared {
                 .await
                 .map_err(|m| transport_error(&self.server_name, m, true))?;
             if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(false);
+                return Ok(Reply::default());
             }
             if !status.is_success() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
                 let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
@@ -293,12 +349,10 @@ impl Shared {
                 }
                 .into());
             }
-            return Ok(deliver_text(
-                &self.server_name,
-                &*self.inbound,
-                &body,
-                awaiting,
-            ));
+            return Ok(Reply {
+                answered: deliver_text(&self.server_name, &*self.inbound, &body, awaiting),
+                ..Reply::default()
+            });
         }
         let mut parser = SseParser::new(cap);
         let mut answered = false;
@@ -326,7 +380,11 @@ impl Shared {
                 break;
             }
         }
-        Ok(answered)
+        Ok(Reply {
+            answered,
+            last_event_id: parser.last_event_id,
+            retry_ms: parser.retry_ms,
+        })
     }
 
     /// The GET stream: receives server-initiated messages until cancelled, reconnecting

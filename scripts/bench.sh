@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Benchmarks: what a call through the gateway costs, measured with `litellm-mcp bench`
+# against our fixture server (crates/mcp-fixture), each figure next to the same load sent
+# straight to the fixture in the same run (the baseline), as a ratio.
+#
+#   scripts/bench.sh            # full run: 10 s per figure after a 2 s warm-up
+#   scripts/bench.sh --quick    # ~1 s per figure, few requests: checks that it all works
+#
+# Scenarios (every server on 127.0.0.1; every process started here is stopped on exit):
+#   1  tools/call echo with a 1 KiB `text`, 1 and 32 client sessions: the gateway's
+#      /mcp/<server> and /mcp (aggregated name) over an HTTP upstream vs the fixture's /mcp
+#   2  the same over the gateway's stdio and WebSocket upstreams vs the fixture over
+#      stdio (a process per session) and /ws
+#   3  tools/list through /mcp over 20 upstreams of 50 tools (cached): p50, and the
+#      upstream tools/list count from the fixture's /stats while the cache is fresh
+#   4  10,000 idle downstream sessions: the gateway's RSS before and after
+#   6  start-up to ready with 20 servers: LISTENING, /ready, first aggregated tools/list
+#
+# Environment: BENCH_PROFILE (cargo profile to build and run, default release).
+# Needs python3 (the report's arithmetic). Exit status 0 only when every run had no
+# request errors; the figures themselves are never pass/fail.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument '$arg' (use --quick)" >&2; exit 2 ;;
+    esac
+done
+
+PROFILE="${BENCH_PROFILE:-release}"
+if [[ $QUICK == 1 ]]; then
+    RUN=(--requests 300 --duration 1s --warmup 0.2s)
+    IDLE_SESSIONS=500
+    STARTS=1
+else
+    RUN=(--duration 10s --warmup 2s)
+    IDLE_SESSIONS=10000
+    STARTS=5
+fi
+CONCURRENCY=(1 32)
+UPSTREAMS=20
+TOOLS_PER_UPSTREAM=50
+
+echo "== building ($PROFILE)"
+if [[ $PROFILE == release ]]; then
+    cargo build --release --workspace --quiet
+else
+    cargo build --profile "$PROFILE" --workspace --quiet
+fi
+case "$PROFILE" in dev|test) BIN="$ROOT/target/debug" ;; *) BIN="$ROOT/target/$PROFILE" ;; esac
+GATEWAY="$BIN/litellm-mcp"
+FIXTURE="$BIN/mcp-fixture"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/litellm-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Bounded wait (10 s), then KILL.
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD…: runs CMD in the background (stdout → $WORK/NAME.out, stderr →
+# $WORK/NAME.log) and waits up to 30 s for `LISTENING <port>`; sets PORT and PID.
+start() {
+    local name="$1"; shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    PID=$!
+    PIDS+=("$PID")
+    for _ in $(seq 300); do
+        if PORT="$(awk '/^LISTENING /{print $2; exit}' "$WORK/$name.out" 2>/dev/null)" && [[ -n $PORT ]]; then
+            return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench.sh: $name did not report LISTENING <port>; its log:" >&2
+    tail -n 20 "$WORK/$name.log" >&2
+    exit 1
+}
+
+# stop PID: SIGTERM, bounded wait, KILL.
+stop() {
+    local pid="$1" kept=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+
+# bench OUT ARGS…: runs `litellm-mcp bench --json` into $WORK/OUT.json (progress into
+# $WORK/OUT.progress); a failed run stops the script with its output.
+bench() {
+    local out="$1"; shift
+    if ! "$GATEWAY" bench --json "$@" >"$WORK/$out.json" 2>"$WORK/$out.progress"; then
+        echo "bench.sh: litellm-mcp bench $* failed:" >&2
+        cat "$WORK/$out.json" "$WORK/$out.progress" >&2
+        exit 1
+    fi
+}
+
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+# measured NAME PID OUT ARGS…: `bench OUT ARGS…`, and the CPU time process PID (NAME:
+# gateway or fixture) spent meanwhile into $WORK/OUT.cpu.
+measured() {
+    local name="$1" pid="$2" out="$3"; shift 3
+    local before after
+    before="$(cpu_ticks "$pid")"
+    bench "$out" "$@"
+    after="$(cpu_ticks "$pid")"
+    echo "$name $((after - before)) $CLK_TCK" >"$WORK/$out.cpu"
+}
+
+# row SCENARIO TRANSPORT CONCURRENCY LABEL RESULT [BASELINE]: one line of the report;
+# ratios to BASELINE when given. CPU per call: the measured process's CPU time over
+# every request of the run, warm-up included.
+row() {
+    python3 - "$WORK" "$@" <<'PY'
+import json, os, sys
+work, scenario, transport, concurrency, label, result = sys.argv[1:7]
+baseline = sys.argv[7] if len(sys.argv) > 7 else None
+def load(name):
+    r = json.load(open(f"{work}/{name}.json"))
+    r["cpu"] = None
+    if os.path.exists(f"{work}/{name}.cpu"):
+        who, ticks, hz = open(f"{work}/{name}.cpu").read().split()
+        served = r["requests"] + r["errors"] + r["warmup_requests"]
+        r["cpu"] = (who, int(ticks) * 1e6 / int(hz) / max(served, 1))
+    return r
+r = load(result)
+b = load(baseline) if baseline else None
+def ratio(x, y):
+    if b is None:
+        return ""
+    return f" ({x / y:5.2f}x)" if y else "        "
+def lat(key):
+    v = r["latency_us"][key]
+    return f"{key} {v / 1000:7.3f} ms" + (ratio(v, b["latency_us"][key]) if b else "")
+rps = f"{r['requests_per_sec']:7.0f} req/s" + (ratio(r["requests_per_sec"], b["requests_per_sec"]) if b else "")
+cpu = f" | cpu {r['cpu'][1]:5.0f} us/call ({r['cpu'][0]})" if r["cpu"] else ""
+print(f"scenario {scenario} | {transport:9} | c={concurrency:<3} | {label:26} | {rps} | "
+      + " | ".join(lat(k) for k in ("p50", "p90", "p99", "max"))
+      + f"{cpu} | errors {r['errors']}")
+if r["errors"]:
+    print(f"bench.sh: {result}: {r['errors']} errors: {json.dumps(r['errors_by_kind'])}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+# rss_kib PID: resident set size from /proc.
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+
+stat_count() {  # stat_count PORT METHOD: the fixture's /stats count of METHOD
+    python3 - "$1" "$2" <<'PY'
+import json, sys, urllib.request
+port, method = sys.argv[1:3]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+print(json.load(opener.open(f"http://127.0.0.1:{port}/stats", timeout=10))["methods"].get(method, 0))
+PY
+}
+
+KEY="sk-bench-$RANDOM$RANDOM"
+export BENCH_KEY="$KEY"
+AUTH=(--header "Authorization: Bearer $KEY")
+TEXT="$(head -c 1024 /dev/zero | tr '\0' 'x')"
+ECHO=(--tool echo --args "{\"text\":\"$TEXT\"}")
+
+echo "== machine: $(nproc) cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "== every figure: litellm-mcp bench ${RUN[*]}; ratios are gateway / direct (same run)"
+
+start fixture "$FIXTURE" --port 0
+FIXTURE_PORT=$PORT
+FIXTURE_PID=$PID
+
+cat >"$WORK/gateway.yaml" <<EOF
+listen: 127.0.0.1:0
+max_sessions_per_key: $((IDLE_SESSIONS + 1000))
+servers:
+  - name: fx-http
+    url: http://127.0.0.1:$FIXTURE_PORT/mcp
+  - name: fx-ws
+    url: ws://127.0.0.1:$FIXTURE_PORT/ws
+  - name: fx-stdio
+    command: $FIXTURE
+    args: [--stdio]
+api_keys:
+  - name: bench
+    key: "\${BENCH_KEY}"
+EOF
+start gateway "$GATEWAY" serve -c "$WORK/gateway.yaml"
+GATEWAY_PORT=$PORT
+GATEWAY_PID=$PID
+GW="http://127.0.0.1:$GATEWAY_PORT"
+FX="http://127.0.0.1:$FIXTURE_PORT"
+
+echo
+echo "== scenario 1: tools/call echo (1 KiB text), HTTP upstream"
+for c in "${CONCURRENCY[@]}"; do
+    measured fixture "$FIXTURE_PID" s1-direct-$c "$FX/mcp" -c "$c" "${RUN[@]}" "${ECHO[@]}"
+    measured gateway "$GATEWAY_PID" s1-server-$c "$GW/mcp/fx-http" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    measured gateway "$GATEWAY_PID" s1-all-$c "$GW/mcp" -c "$c" "${RUN[@]}" --tool fx-http__echo --args "{\"text\":\"$TEXT\"}" "${AUTH[@]}"
+    row 1 http "$c" "direct   fixture /mcp" s1-direct-$c
+    row 1 http "$c" "gateway  /mcp/fx-http" s1-server-$c s1-direct-$c
+    row 1 http "$c" "gateway  /mcp fx-http__echo" s1-all-$c s1-direct-$c
+done
+
+echo
+echo "== scenario 2: tools/call echo (1 KiB text), stdio and WebSocket upstreams"
+for c in "${CONCURRENCY[@]}"; do
+    bench s2-stdio-direct-$c --stdio "$FIXTURE --stdio" -c "$c" "${RUN[@]}" "${ECHO[@]}"
+    measured gateway "$GATEWAY_PID" s2-stdio-gw-$c "$GW/mcp/fx-stdio" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    row 2 stdio "$c" "direct   fixture --stdio" s2-stdio-direct-$c
+    row 2 stdio "$c" "gateway  /mcp/fx-stdio" s2-stdio-gw-$c s2-stdio-direct-$c
+done
+for c in "${CONCURRENCY[@]}"; do
+    measured fixture "$FIXTURE_PID" s2-ws-direct-$c "ws://127.0.0.1:$FIXTURE_PORT/ws" -c "$c" "${RUN[@]}" "${ECHO[@]}"
+    measured gateway "$GATEWAY_PID" s2-ws-gw-$c "$GW/mcp/fx-ws" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    row 2 websocket "$c" "direct   fixture /ws" s2-ws-direct-$c
+    row 2 websocket "$c" "gateway  /mcp/fx-ws" s2-ws-gw-$c s2-ws-direct-$c
+done
+
+echo
+echo "== scenario 3: tools/list through /mcp, $UPSTREAMS upstreams x $TOOLS_PER_UPSTREAM tools, cached"
+start fixture-tools "$FIXTURE" --port 0 --tools "$TOOLS_PER_UPSTREAM" --ttl-ms 600000
+TOOLS_PORT=$PORT
+TOOLS_PID=$PID
+{
+    echo "listen: 127.0.0.1:0"
+    echo "servers:"
+    for i in $(seq -w 1 "$UPSTREAMS"); do
+        echo "  - {name: up$i, url: \"http://127.0.0.1:$TOOLS_PORT/mcp\"}"
+    done
+    echo "api_keys:"
+    echo "  - {name: bench, key: \"\${BENCH_KEY}\"}"
+} >"$WORK/gateway-20.yaml"
+start gateway-20 "$GATEWAY" serve -c "$WORK/gateway-20.yaml"
+GW20="http://127.0.0.1:$PORT"
+GW20_PID=$PID
+LISTS_START="$(stat_count "$TOOLS_PORT" tools/list)"
+bench s3-fill "$GW20/mcp" -c 1 --requests 1 --warmup 0 --list "${AUTH[@]}"
+LISTS_FILLED="$(stat_count "$TOOLS_PORT" tools/list)"
+measured gateway "$GW20_PID" s3-gateway "$GW20/mcp" -c 1 "${RUN[@]}" --list "${AUTH[@]}"
+LISTS_AFTER="$(stat_count "$TOOLS_PORT" tools/list)"
+measured fixture "$TOOLS_PID" s3-direct "http://127.0.0.1:$TOOLS_PORT/mcp" -c 1 "${RUN[@]}" --list
+row 3 http 1 "direct   1 server" s3-direct
+row 3 http 1 "gateway  /mcp, $UPSTREAMS servers" s3-gateway
+python3 - "$WORK" "$LISTS_START" "$LISTS_FILLED" "$LISTS_AFTER" "$UPSTREAMS" <<'PY'
+import json, sys
+work, start, filled, after, upstreams = sys.argv[1], *map(int, sys.argv[2:])
+d = json.load(open(f"{work}/s3-direct.json")); g = json.load(open(f"{work}/s3-gateway.json"))
+served = g["requests"] + g["errors"] + g["warmup_requests"]
+print(f"scenario 3 | gateway p50 {g['latency_us']['p50'] / 1000:.3f} ms for {upstreams} servers' tools; "
+      f"direct p50 {d['latency_us']['p50'] / 1000:.3f} ms for one server's; per server {g['latency_us']['p50'] / upstreams / max(d['latency_us']['p50'], 1):.2f}x direct")
+print(f"scenario 3 | upstream tools/list (fixture /stats): {filled - start} to fill the caches, "
+      f"{after - filled} while the gateway served {served} tools/list from them")
+PY
+stop "$GW20_PID"
+
+echo
+echo "== scenario 4: $IDLE_SESSIONS idle downstream sessions"
+RSS_BEFORE="$(rss_kib "$GATEWAY_PID")"
+bench s4-open "$GW/mcp/fx-http" -c "$IDLE_SESSIONS" --requests 0 --warmup 0 --keep-sessions --list "${AUTH[@]}"
+sleep 1
+RSS_AFTER="$(rss_kib "$GATEWAY_PID")"
+python3 - "$WORK/s4-open.json" "$RSS_BEFORE" "$RSS_AFTER" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); before, after = int(sys.argv[2]), int(sys.argv[3])
+n = r["sessions_ok"]
+print(f"scenario 4 | gateway RSS {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after {n} idle sessions "
+      f"(+{(after - before) / 1024:.1f} MiB, {(after - before) * 1024 / max(n, 1):.0f} bytes each); "
+      f"set up in {r['setup_secs']:.2f} s ({n / max(r['setup_secs'], 1e-9):.0f} sessions/s, 64 at a time)")
+if r["sessions_failed"]:
+    print(f"bench.sh: {r['sessions_failed']} sessions failed: {json.dumps(r['errors_by_kind'])}", file=sys.stderr)
+    sys.exit(1)
+PY
+
+echo
+echo "== scenario 6: start-up to ready with $UPSTREAMS servers ($STARTS starts)"
+STARTUP=()
+for _ in $(seq "$STARTS"); do
+    t0=$(date +%s%N)
+    start gateway-start "$GATEWAY" serve -c "$WORK/gateway-20.yaml"
+    t1=$(date +%s%N)
+    for _ in $(seq 300); do
+        code="$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "http://127.0.0.1:$PORT/ready" || true)"
+        [[ $code == 200 ]] && break
+        sleep 0.01
+    done
+    [[ $code == 200 ]] || { echo "bench.sh: /ready never answered 200" >&2; exit 1; }
+    t2=$(date +%s%N)
+    bench s6-first "http://127.0.0.1:$PORT/mcp" -c 1 --requests 1 --warmup 0 --list "${AUTH[@]}"
+    t3=$(date +%s%N)
+    STARTUP+=("$(( (t1 - t0) / 1000 )) $(( (t2 - t0) / 1000 )) $(( (t3 - t0) / 1000 ))")
+    stop "$PID"
+done
+printf '%s\n' "${STARTUP[@]}" | python3 -c '
+import sys, statistics
+rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
+med = [statistics.median(c) / 1000 for c in zip(*rows)]
+print(f"scenario 6 | {sys.argv[1]} servers, median of {len(rows)}: LISTENING {med[0]:.1f} ms, /ready 200 {med[1]:.1f} ms, first /mcp tools/list answered {med[2]:.1f} ms (from spawn)")
+' "$UPSTREAMS"
+
+echo
+echo "bench.sh: done"

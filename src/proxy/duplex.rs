@@ -1,0 +1,461 @@
+//! The engine of the duplex faces (stdio, WebSocket, legacy HTTP+SSE): one downstream
+//! session over a pair of message channels, whatever carries the messages.
+//!
+//! Owns the session's protocol: parsing incoming messages (a JSON-RPC error for each one
+//! that is malformed, and the session goes on), answering `initialize`, running requests
+//! concurrently, cancelling one on the client's `notifications/cancelled` (no response
+//! is sent for it then), writing a call's progress under the client's own token before
+//! its response, forwarding the upstreams' `list_changed` notifications in scope once the
+//! client has sent `notifications/initialized`, relaying the requests an upstream makes
+//! during a call (elicitation, sampling, roots) to the client under ids of this session
+//! (`gw-<n>`) and its answers back, and the metrics and audit record of every request.
+//! What a method does is the [`McpHandler`](super::handler::McpHandler)'s
+//! business; framing, identity and the transport's own rules are the face's.
+//!
+//! Invariants: everything a session runs is owned by [`run`]'s future, so dropping it
+//! (the client went away) drops every request in flight, which cancels them upstream;
+//! no task is spawned. When the incoming messages end (or the service shuts down), the
+//! requests in flight still finish and are answered (an upstream's request to the client
+//! is refused then, as no answer can come); when nobody reads the outgoing channel any
+//! more, they are dropped at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::handler::{Identity, Outcome, RequestContext, Scope};
+use super::{jsonrpc_error, Announcement, AppState};
+use crate::core::mcp::protocol::{self, Incoming, RpcError};
+use crate::core::mcp::ServerRequest;
+
+/// One message as the face's framing delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncomingLine {
+    /// The text of one message (a line, a text frame), not parsed yet.
+    Text(String),
+    /// A message the face has already parsed as JSON (an HTTP body it checked).
+    Parsed(Value),
+    /// A message over the face's size cap, not read; answered with `-32600`.
+    TooLarge,
+}
+
+/// A request in flight; resolves to its key in the in-flight table.
+type Running = Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// Serves one downstream session: reads `incoming` until it ends (or the service shuts
+/// down), answers on `outgoing`, then lets the requests in flight finish while
+/// `outgoing` is read. Returns when nothing is left to do, or at once when `outgoing`
+/// is closed.
+///
+/// `face` is the metrics label (`stdio`, `ws`, `sse`).
+pub async fn run(
+    state: AppState,
+    identity: Identity,
+    scope: Scope,
+    face: &'static str,
+    incoming: impl Stream<Item = IncomingLine>,
+    outgoing: mpsc::Sender<Value>,
+) {
+    let incoming = incoming.fuse();
+    tokio::pin!(incoming);
+    let shutdown = state.shutdown_token();
+    let (asks, mut asked_by_upstreams) = mpsc::unbounded_channel();
+    let mut session = Session {
+        state,
+        identity,
+        scope,
+        face,
+        outgoing: outgoing.clone(),
+        in_flight: HashMap::new(),
+        running: FuturesUnordered::new(),
+        announcements: None,
+        asks,
+        asked: HashMap::new(),
+        next_ask: 1,
+    };
+    let mut reading = true;
+    loop {
+        if !reading && session.running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            // Nobody will read an answer: drop what is in flight (cancelling it upstream).
+            () = outgoing.closed() => break,
+            () = shutdown.cancelled(), if reading => {
+                reading = false;
+                session.stop_asking();
+            }
+            line = incoming.next(), if reading => match line {
+                Some(line) => session.take(line).await,
+                None => {
+                    reading = false;
+                    session.stop_asking();
+                }
+            },
+            Some(ask) = asked_by_upstreams.recv() => session.relay(ask, reading).await,
+            Some(key) = session.running.next(), if !session.running.is_empty() => {
+                session.in_flight.remove(&key);
+            }
+            Some(announcement) = next_announcement(&mut session.announcements), if reading => {
+                session.announce(announcement).await;
+            }
+        }
+    }
+}
+
+/// The state of one session, owned by [`run`]. Its async methods take `&mut self`: the
+/// requests in flight are not `Sync`, so neither is a `Session`, and a `&Session` held
+/// across an await would make [`run`]'s future not `Send`.
+struct Session {
+    /// The service.
+    state: AppState,
+    /// Who the client is, as the face established it.
+    identity: Identity,
+    /// The servers the endpoint exposes.
+    scope: Scope,
+    /// The metrics label of the face.
+    face: &'static str,
+    /// Where answers and notifications go.
+    outgoing: mpsc::Sender<Value>,
+    /// The requests in flight by the client's id (as JSON text), to cancel them.
+    in_flight: HashMap<String, CancellationToken>,
+    /// The requests in flight themselves.
+    running: FuturesUnordered<Running>,
+    /// Upstream list changes, once the client is initialized.
+    announcements: Option<broadcast::Receiver<Announcement>>,
+    /// Given to every request, for the requests its upstream makes during a call.
+    asks: mpsc::UnboundedSender<ServerRequest>,
+    /// Where the client's answers to relayed requests go, by the id they went out under.
+    asked: HashMap<String, oneshot::Sender<Result<Value, RpcError>>>,
+    /// Numbers the relayed requests.
+    next_ask: u64,
+}
+
+impl Session {
+    /// Handles one incoming message.
+    async fn take(&mut self, line: IncomingLine) {
+        let value = match line {
+            IncomingLine::Text(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(value) => value,
+                Err(e) => {
+                    return self
+                        .refuse(protocol::PARSE_ERROR, &format!("Parse error: {e}"))
+                        .await
+                }
+            },
+            IncomingLine::Parsed(value) => value,
+            IncomingLine::TooLarge => {
+                return self
+                    .refuse(
+                        protocol::INVALID_REQUEST,
+                        "Invalid Request: the message is larger than the gateway accepts",
+                    )
+                    .await
+            }
+        };
+        if value.is_array() {
+            return self
+                .refuse(
+                    protocol::INVALID_REQUEST,
+                    "Invalid Request: JSON-RPC batches are not accepted (protocol 2025-06-18 and later removed them)",
+                )
+                .await;
+        }
+        let message = match Incoming::from_value(value) {
+            Ok(message) => message,
+            Err(e) => {
+                return self
+                    .refuse(protocol::INVALID_REQUEST, &format!("Invalid Request: {e}"))
+                    .await
+            }
+        };
+        match message {
+            Incoming::Response { id, outcome } => self.answered(&id, outcome),
+            Incoming::Notification { method, params } => self.notified(&method, &params),
+            Incoming::Request { id, method, params } => self.request(id, method, params).await,
+        }
+    }
+
+    /// Sends an upstream's request to the client under an id of this session; refused
+    /// (its reply dropped) when no answer can come any more.
+    async fn relay(&mut self, ask: ServerRequest, reading: bool) {
+        if !reading {
+            return;
+        }
+        let id = format!("gw-{}", self.next_ask);
+        self.next_ask += 1;
+        let request =
+            json!({"jsonrpc": "2.0", "id": id, "method": ask.method, "params": ask.params});
+        self.asked.insert(id, ask.reply);
+        let _ = self.outgoing.send(request).await;
+    }
+
+    /// Hands the client's answer to the upstream that asked.
+    fn answered(&mut self, id: &Value, outcome: Result<Value, RpcError>) {
+        match id.as_str().and_then(|id| self.asked.remove(id)) {
+            Some(reply) => {
+                let _ = reply.send(outcome);
+            }
+            None => tracing::debug!(face = self.face, %id, "a response to no request of ours"),
+        }
+    }
+
+    /// Refuses every relayed request still waiting: its answer cannot come any more.
+    fn stop_asking(&mut self) {
+        self.asked.clear();
+    }
+
+    /// Answers a message that could not be read, with a null id.
+    async fn refuse(&mut self, code: i64, message: &str) {
+        self.state.metrics().record_request(self.face, "-", "error");
+        let _ = self
+            .outgoing
+            .send(jsonrpc_error(Value::Null, code, message))
+            .await;
+    }
+
+    fn notified(&mut self, method: &str, params: &Value) {
+        match method {
+            protocol::NOTIFICATION_CANCELLED => {
+                let key = params
+                    .get("requestId")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                if let Some(token) = self.in_flight.get(&key) {
+                    token.cancel();
+                }
+            }
+            protocol::NOTIFICATION_INITIALIZED if self.announcements.is_none() => {
+                self.announcements = Some(self.state.announcements());
+            }
+            _ => {}
+        }
+    }
+
+    async fn request(&mut self, id: Value, method: String, params: Value) {
+        if method == protocol::METHOD_INITIALIZE {
+            let requested = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let result = self.state.handler().initialize_result(requested);
+            self.state
+                .metrics()
+                .record_request(self.face, &method, "ok");
+            tracing::debug!(face = self.face, key = %self.identity.name, "downstream session initialized");
+            let _ = self.outgoing.send(protocol::response(id, result)).await;
+            return;
+        }
+        let key = id.to_string();
+        if self.in_flight.contains_key(&key) {
+            self.state
+                .metrics()
+                .record_request(self.face, &method, "error");
+            let _ = self
+                .outgoing
+                .send(jsonrpc_error(
+                    id,
+                    protocol::INVALID_REQUEST,
+                    "Invalid Request: a request with this id is still in flight",
+                ))
+                .await;
+            return;
+        }
+        let cancel = CancellationToken::new();
+        self.in_flight.insert(key.clone(), cancel.clone());
+        let request = Request {
+            asks: self.asks.clone(),
+            state: self.state.clone(),
+            identity: self.identity.clone(),
+            scope: self.scope.clone(),
+            face: self.face,
+            outgoing: self.outgoing.clone(),
+            id,
+            method,
+        };
+        self.running.push(Box::pin(async move {
+            request.run(params, cancel).await;
+            key
+        }));
+    }
+
+    /// Forwards an upstream's list change when its server is in scope. Other
+    /// announcements (`resources/updated`) are for the sessions that subscribed, which
+    /// this engine does not offer yet.
+    async fn announce(&mut self, announcement: Announcement) {
+        let in_scope = match &self.scope {
+            Scope::All => true,
+            Scope::Server(name) => *name == announcement.server,
+        };
+        if in_scope && announcement.method.ends_with("/list_changed") {
+            let note = protocol::notification(&announcement.method, None);
+            let _ = self.outgoing.send(note).await;
+        }
+    }
+}
+
+/// The next upstream change for an initialized client; pending forever before that (or
+/// once the service stops announcing).
+async fn next_announcement(
+    receiver: &mut Option<broadcast::Receiver<Announcement>>,
+) -> Option<Announcement> {
+    let Some(rx) = receiver.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(announcement) => return Some(announcement),
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => {
+                *receiver = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// One request in flight, with what it needs to run on its own.
+struct Request {
+    /// Where the upstream's requests during a call go, to be relayed to the client.
+    asks: mpsc::UnboundedSender<ServerRequest>,
+    state: AppState,
+    identity: Identity,
+    scope: Scope,
+    face: &'static str,
+    outgoing: mpsc::Sender<Value>,
+    id: Value,
+    method: String,
+}
+
+impl Request {
+    /// Runs the method, writing its progress then its response; writes nothing when the
+    /// client cancelled it.
+    async fn run(self, params: Value, cancel: CancellationToken) {
+        let started = Instant::now();
+        let tool = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let token = params.pointer("/_meta/progressToken").cloned();
+        let (progress, mut updates) = match token {
+            Some(_) => {
+                let (tx, rx) = mpsc::unbounded_channel::<Value>();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let token = token.unwrap_or(Value::Null);
+        let ctx = RequestContext {
+            identity: &self.identity,
+            scope: &self.scope,
+            progress,
+        };
+        let call =
+            self.state
+                .handler()
+                .handle_with(ctx, &self.method, params, Some(self.asks.clone()));
+        tokio::pin!(call);
+        let outcome = loop {
+            tokio::select! {
+                () = cancel.cancelled() => break None,
+                Some(update) = next_update(&mut updates) => self.progress(update, &token).await,
+                outcome = &mut call => break Some(outcome),
+            }
+        };
+        record(
+            &self.state,
+            &self.identity,
+            &self.scope,
+            self.face,
+            &self.method,
+            tool.as_deref(),
+            outcome.as_ref(),
+            started.elapsed(),
+        );
+        let Some(outcome) = outcome else {
+            return;
+        };
+        // Progress the upstream sent just before its response goes out first.
+        if let Some(rx) = updates.as_mut() {
+            while let Ok(update) = rx.try_recv() {
+                self.progress(update, &token).await;
+            }
+        }
+        let reply = match outcome {
+            Ok(result) => protocol::response(self.id, result),
+            Err(error) => json!({"jsonrpc": "2.0", "id": self.id, "error": error.to_value()}),
+        };
+        let _ = self.outgoing.send(reply).await;
+    }
+
+    /// Writes one progress update under the client's token.
+    async fn progress(&self, mut update: Value, token: &Value) {
+        update["progressToken"] = token.clone();
+        let note = protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update));
+        let _ = self.outgoing.send(note).await;
+    }
+}
+
+/// The next progress update of a call that has a progress channel; pending forever
+/// otherwise (and once the channel is closed).
+async fn next_update(updates: &mut Option<mpsc::UnboundedReceiver<Value>>) -> Option<Value> {
+    match updates.as_mut() {
+        Some(rx) => match rx.recv().await {
+            Some(update) => Some(update),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Metrics for a request, and the audit record of a tool call (who, what, outcome,
+/// duration; never the arguments). `outcome` is `None` for a request the client
+/// cancelled.
+#[allow(clippy::too_many_arguments)] // one record, told everything once
+pub(crate) fn record(
+    state: &AppState,
+    identity: &Identity,
+    scope: &Scope,
+    face: &'static str,
+    method: &str,
+    tool: Option<&str>,
+    outcome: Option<&Outcome>,
+    took: Duration,
+) {
+    let label = match outcome {
+        Some(Ok(_)) => "ok",
+        Some(Err(_)) | None => "error",
+    };
+    state.metrics().record_request(face, method, label);
+    let (true, Some(name)) = (method == protocol::METHOD_TOOLS_CALL, tool) else {
+        return;
+    };
+    let (server, tool) = match scope {
+        Scope::All => state
+            .gateway()
+            .split_qualified_name(name)
+            .unwrap_or(("", name)),
+        Scope::Server(server) => (server.as_str(), name),
+    };
+    let tool_outcome = match outcome {
+        None => "cancelled",
+        Some(Ok(result)) if result.get("isError").and_then(Value::as_bool) == Some(true) => {
+            "tool_error"
+        }
+        Some(Ok(_)) => "ok",
+        Some(Err(e)) if e.code == protocol::INVALID_PARAMS => "unknown",
+        Some(Err(e)) if e.code == -32001 => "denied",
+        Some(Err(e)) if e.code == -32002 => "timeout",
+        Some(Err(_)) => "error",
+    };
+    state
+        .metrics()
+        .audit(&identity.name, server, tool, tool_outcome, took);
+}

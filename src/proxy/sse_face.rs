@@ -1,0 +1,303 @@
+//! The legacy HTTP+SSE face (the transport of protocol 2024-11-05): `GET /sse` (every
+//! server, aggregated names) or `GET /sse/{server}` (one server, its own names) opens a
+//! stream whose first event, `endpoint`, names where to POST
+//! (`/messages?sessionId=<id>`, or `/messages/{server}?sessionId=<id>`); each POST
+//! carries one JSON-RPC message and is answered `202 Accepted`, and the answers go out on
+//! the stream as `message` events.
+//!
+//! Owns the registry of open streams and the HTTP rules of both halves: both are
+//! admitted exactly as a request on `/mcp` is (Host/Origin, API key, scope); a POST
+//! finds its session only with the key that opened it and on the same endpoint (else
+//! 404, as for an unknown one); a POST that is not JSON (`-32700`) or not one JSON-RPC
+//! message (`-32600`) is answered 400 and does not reach the session; the body limit is
+//! the router's. The stream is the session, run by the [`duplex`](super::duplex)
+//! engine: when the client drops it, the session ends and its requests in flight are
+//! cancelled; when the service shuts down, the stream ends once they have finished.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::duplex::{self, IncomingLine};
+use super::handler::Scope;
+use super::http_face::admit;
+use super::{jsonrpc_error, AppState};
+use crate::core::mcp::permissions::KeyDigest;
+use crate::core::mcp::protocol::{self, Incoming};
+
+/// Messages POSTed to a session and not yet taken by its engine.
+const INCOMING_CAPACITY: usize = 64;
+/// Messages waiting to go out on a stream.
+const OUTGOING_CAPACITY: usize = 256;
+/// How often an idle stream carries a comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `/sse`, `/sse/{server}`, `/messages` and `/messages/{server}`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sse", get(open_all))
+        .route("/sse/{server}", get(open_one))
+        .route("/messages", post(post_all))
+        .route("/messages/{server}", post(post_one))
+        .layer(Extension(Streams::default()))
+}
+
+/// The open streams by session id. One per router, so each service has its own.
+#[derive(Clone, Default)]
+struct Streams {
+    open: Arc<Mutex<HashMap<String, OpenStream>>>,
+}
+
+/// What a POST needs to reach a session.
+struct OpenStream {
+    /// The key that opened it; only that key may post to it.
+    owner: Option<KeyDigest>,
+    /// The endpoint it was opened on.
+    scope: Scope,
+    /// The session's incoming messages.
+    sender: mpsc::Sender<IncomingLine>,
+}
+
+impl Streams {
+    fn insert(&self, id: String, stream: OpenStream) {
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, stream);
+        }
+    }
+
+    /// The sender of session `id`, when it is open, belongs to `owner` and was opened
+    /// on `scope`'s endpoint.
+    fn find(
+        &self,
+        id: &str,
+        owner: Option<&KeyDigest>,
+        scope: &Scope,
+    ) -> Option<mpsc::Sender<IncomingLine>> {
+        let open = self.open.lock().ok()?;
+        let stream = open.get(id)?;
+        (stream.owner.as_ref() == owner && stream.scope == *scope).then(|| stream.sender.clone())
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(id);
+        }
+    }
+}
+
+/// Removes its session from the registry when the stream goes, however it goes.
+struct Registration {
+    streams: Streams,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.streams.remove(&self.id);
+        tracing::info!(session = %self.id, "downstream SSE session closed");
+    }
+}
+
+/// The query of a POST: the session (`sessionId`, or the Python SDK's `session_id`).
+#[derive(Debug, Deserialize)]
+struct SessionQuery {
+    #[serde(rename = "sessionId", alias = "session_id")]
+    session_id: Option<String>,
+}
+
+async fn open_all(
+    State(state): State<AppState>,
+    Extension(streams): Extension<Streams>,
+    headers: HeaderMap,
+) -> Response {
+    open(state, streams, None, &headers)
+}
+
+async fn open_one(
+    State(state): State<AppState>,
+    Extension(streams): Extension<Streams>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    open(state, streams, Some(server), &headers)
+}
+
+async fn post_all(
+    State(state): State<AppState>,
+    Extension(streams): Extension<Streams>,
+    Query(query): Query<SessionQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    deliver(state, streams, None, query, &headers, body).await
+}
+
+async fn post_one(
+    State(state): State<AppState>,
+    Extension(streams): Extension<Streams>,
+    Path(server): Path<String>,
+    Query(query): Query<SessionQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    deliver(state, streams, Some(server), query, &headers, body).await
+}
+
+/// A JSON-RPC error as an HTTP response.
+fn error_response(status: StatusCode, code: i64, message: &str) -> Response {
+    (status, Json(jsonrpc_error(Value::Null, code, message))).into_response()
+}
+
+/// Opens a session: registers it, and returns its stream with the engine inside.
+fn open(
+    state: AppState,
+    streams: Streams,
+    server: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let (identity, scope) = match admit(&state, server, headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let id = format!("{:032x}", rand::random::<u128>());
+    let endpoint = match &scope {
+        Scope::All => format!("/messages?sessionId={id}"),
+        Scope::Server(name) => format!("/messages/{name}?sessionId={id}"),
+    };
+    let (in_tx, in_rx) = mpsc::channel(INCOMING_CAPACITY);
+    streams.insert(
+        id.clone(),
+        OpenStream {
+            owner: identity.digest,
+            scope: scope.clone(),
+            sender: in_tx,
+        },
+    );
+    tracing::info!(key = %identity.name, session = %id, ?scope, "downstream SSE session opened");
+    let registration = Registration { streams, id };
+    let incoming = futures::stream::unfold(in_rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    });
+    let (out_tx, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let engine = duplex::run(state, identity, scope, "sse", incoming, out_tx);
+    let first = Event::default().event("endpoint").data(endpoint);
+    let events = futures::stream::once(async move { Ok(first) }).chain(messages(
+        Box::pin(engine),
+        out_rx,
+        registration,
+    ));
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// The session's answers as `message` events, driving its engine meanwhile; ends when
+/// the engine is done and everything it wrote has gone out.
+fn messages(
+    engine: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    out_rx: mpsc::Receiver<Value>,
+    registration: Registration,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(
+        (Some(engine), out_rx, registration),
+        |(mut engine, mut out_rx, registration)| async move {
+            loop {
+                let running = async {
+                    match engine.as_mut() {
+                        Some(engine) => engine.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    message = out_rx.recv() => {
+                        let event = Event::default().event("message").data(message?.to_string());
+                        return Some((Ok(event), (engine, out_rx, registration)));
+                    }
+                    () = running => engine = None,
+                }
+            }
+        },
+    )
+}
+
+/// Hands one POSTed message to its session.
+async fn deliver(
+    state: AppState,
+    streams: Streams,
+    server: Option<String>,
+    query: SessionQuery,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (identity, scope) = match admit(&state, server, headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/json") {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            protocol::INVALID_REQUEST,
+            "Unsupported Media Type: send Content-Type: application/json",
+        );
+    }
+    let Some(id) = query.session_id else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            protocol::INVALID_REQUEST,
+            "Bad Request: the sessionId query parameter is required",
+        );
+    };
+    let Some(sender) = streams.find(&id, identity.digest.as_ref(), &scope) else {
+        return error_response(StatusCode::NOT_FOUND, -32001, "Session not found");
+    };
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            state.metrics().record_request("sse", "-", "error");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                protocol::PARSE_ERROR,
+                &format!("Parse error: {e}"),
+            );
+        }
+    };
+    if let Err(message) = one_message(&value) {
+        state.metrics().record_request("sse", "-", "error");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            protocol::INVALID_REQUEST,
+            &format!("Invalid Request: {message}"),
+        );
+    }
+    match sender.send(IncomingLine::Parsed(value)).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        // The stream ended while this was on its way.
+        Err(_) => error_response(StatusCode::NOT_FOUND, -32001, "Session not found"),
+    }
+}
+
+/// Whether a value is one JSON-RPC message (not a batch, not something else).
+fn one_message(value: &Value) -> Result<(), String> {
+    if value.is_array() {
+        return Err("JSON-RPC batches are not accepted".to_string());
+    }
+    Incoming::from_value(value.clone()).map(|_| ())
+}
