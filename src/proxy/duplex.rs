@@ -8,7 +8,10 @@
 //! its response, forwarding the upstreams' `list_changed` notifications in scope once the
 //! client has sent `notifications/initialized`, relaying the requests an upstream makes
 //! during a call (elicitation, sampling, roots) to the client under ids of this session
-//! (`gw-<n>`) and its answers back, and the metrics and audit record of every request.
+//! (`gw-<n>`) and its answers back, a call's log messages at or above the level the
+//! client set (`logging/setLevel`), `notifications/resources/updated` for the resources
+//! the client subscribed to (under its name of them), and the metrics and audit record
+//! of every request.
 //! What a method does is the [`McpHandler`](super::handler::McpHandler)'s
 //! business; framing, identity and the transport's own rules are the face's.
 //!
@@ -17,11 +20,14 @@
 //! no task is spawned. When the incoming messages end (or the service shuts down), the
 //! requests in flight still finish and are answered (an upstream's request to the client
 //! is refused then, as no answer can come); when nobody reads the outgoing channel any
-//! more, they are dropped at once.
+//! more, they are dropped at once. A session that ends (rather than being dropped)
+//! gives up its resource subscriptions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::FuturesUnordered;
@@ -30,10 +36,10 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Identity, Outcome, RequestContext, Scope};
+use super::handler::{log_rank, CallChannels, Identity, Outcome, RequestContext, Scope};
 use super::{jsonrpc_error, Announcement, AppState};
 use crate::core::mcp::protocol::{self, Incoming, RpcError};
-use crate::core::mcp::ServerRequest;
+use crate::core::mcp::{ServerNotification, ServerRequest};
 
 /// One message as the face's framing delivered it.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +52,15 @@ pub enum IncomingLine {
     TooLarge,
 }
 
-/// A request in flight; resolves to its key in the in-flight table.
-type Running = Pin<Box<dyn Future<Output = String> + Send>>;
+/// How long a session that ends waits for its upstreams to hear its unsubscriptions.
+const UNSUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
+
+/// A request in flight; resolves to its key in the in-flight table and the change it
+/// made to the session's subscriptions.
+type Running = Pin<Box<dyn Future<Output = (String, Option<Subscription>)> + Send>>;
+
+/// A resource the client subscribed to (`true`) or unsubscribed from, as it names it.
+type Subscription = (String, bool);
 
 /// Serves one downstream session: reads `incoming` until it ends (or the service shuts
 /// down), answers on `outgoing`, then lets the requests in flight finish while
@@ -79,6 +92,8 @@ pub async fn run(
         asks,
         asked: HashMap::new(),
         next_ask: 1,
+        subscribed: HashSet::new(),
+        log_level: Arc::new(AtomicUsize::new(0)),
     };
     let mut reading = true;
     loop {
@@ -100,14 +115,22 @@ pub async fn run(
                 }
             },
             Some(ask) = asked_by_upstreams.recv() => session.relay(ask, reading).await,
-            Some(key) = session.running.next(), if !session.running.is_empty() => {
+            Some((key, subscription)) = session.running.next(), if !session.running.is_empty() => {
                 session.in_flight.remove(&key);
+                match subscription {
+                    Some((uri, true)) => { session.subscribed.insert(uri); }
+                    Some((uri, false)) => { session.subscribed.remove(&uri); }
+                    None => {}
+                }
             }
             Some(announcement) = next_announcement(&mut session.announcements), if reading => {
                 session.announce(announcement).await;
             }
         }
     }
+    // What is still in flight here has nobody to answer to.
+    session.running.clear();
+    session.unsubscribe_all().await;
 }
 
 /// The state of one session, owned by [`run`]. Its async methods take `&mut self`: the
@@ -136,6 +159,10 @@ struct Session {
     asked: HashMap<String, oneshot::Sender<Result<Value, RpcError>>>,
     /// Numbers the relayed requests.
     next_ask: u64,
+    /// The resources the client subscribed to, as it names them.
+    subscribed: HashSet<String>,
+    /// The least severe log level the client wants, as a `log_rank`.
+    log_level: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -240,6 +267,12 @@ impl Session {
     }
 
     async fn request(&mut self, id: Value, method: String, params: Value) {
+        if method == "logging/setLevel" {
+            let level = params.get("level").and_then(Value::as_str);
+            if let Some(rank) = level.and_then(log_rank) {
+                self.log_level.store(rank, Ordering::Relaxed);
+            }
+        }
         if method == protocol::METHOD_INITIALIZE {
             let requested = params
                 .get("protocolVersion")
@@ -272,6 +305,7 @@ impl Session {
         self.in_flight.insert(key.clone(), cancel.clone());
         let request = Request {
             asks: self.asks.clone(),
+            log_level: self.log_level.clone(),
             state: self.state.clone(),
             identity: self.identity.clone(),
             scope: self.scope.clone(),
@@ -281,23 +315,66 @@ impl Session {
             method,
         };
         self.running.push(Box::pin(async move {
-            request.run(params, cancel).await;
-            key
+            let subscription = request.run(params, cancel).await;
+            (key, subscription)
         }));
     }
 
-    /// Forwards an upstream's list change when its server is in scope. Other
-    /// announcements (`resources/updated`) are for the sessions that subscribed, which
-    /// this engine does not offer yet.
+    /// Forwards an upstream's change when its server is in scope: list changes to every
+    /// client, a resource's update to the client that subscribed to it, under the
+    /// client's name of it.
     async fn announce(&mut self, announcement: Announcement) {
         let in_scope = match &self.scope {
             Scope::All => true,
             Scope::Server(name) => *name == announcement.server,
         };
-        if in_scope && announcement.method.ends_with("/list_changed") {
-            let note = protocol::notification(&announcement.method, None);
-            let _ = self.outgoing.send(note).await;
+        if !in_scope {
+            return;
         }
+        let note = if announcement.method.ends_with("/list_changed") {
+            protocol::notification(&announcement.method, None)
+        } else if announcement.method == "notifications/resources/updated" {
+            let original = announcement
+                .params
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let uri = self
+                .state
+                .handler()
+                .client_uri(&self.scope, &announcement.server, original);
+            if !self.subscribed.contains(&uri) {
+                return;
+            }
+            let mut params = announcement.params;
+            params["uri"] = Value::from(uri);
+            protocol::notification(&announcement.method, Some(params))
+        } else {
+            return;
+        };
+        let _ = self.outgoing.send(note).await;
+    }
+
+    /// Gives up the session's subscriptions, so an upstream stops sending updates
+    /// nobody reads (bounded by [`UNSUBSCRIBE_WAIT`]).
+    async fn unsubscribe_all(self) {
+        if self.subscribed.is_empty() {
+            return;
+        }
+        let ctx = RequestContext {
+            identity: &self.identity,
+            scope: &self.scope,
+            progress: None,
+        };
+        let handler = self.state.handler();
+        let all = futures::future::join_all(self.subscribed.iter().map(|uri| {
+            let params = json!({"uri": uri});
+            let ctx = &ctx;
+            async move {
+                let _ = handler.subscribe(ctx, &params, false).await;
+            }
+        }));
+        let _ = tokio::time::timeout(UNSUBSCRIBE_WAIT, all).await;
     }
 }
 
@@ -325,6 +402,8 @@ async fn next_announcement(
 struct Request {
     /// Where the upstream's requests during a call go, to be relayed to the client.
     asks: mpsc::UnboundedSender<ServerRequest>,
+    /// The session's log level, which the call's log messages are filtered by.
+    log_level: Arc<AtomicUsize>,
     state: AppState,
     identity: Identity,
     scope: Scope,
@@ -335,9 +414,10 @@ struct Request {
 }
 
 impl Request {
-    /// Runs the method, writing its progress then its response; writes nothing when the
-    /// client cancelled it.
-    async fn run(self, params: Value, cancel: CancellationToken) {
+    /// Runs the method, writing its progress and log messages then its response; writes
+    /// nothing when the client cancelled it. Returns the change it made to the session's
+    /// subscriptions.
+    async fn run(self, params: Value, cancel: CancellationToken) -> Option<Subscription> {
         let started = Instant::now();
         let tool = params
             .get("name")
@@ -352,23 +432,28 @@ impl Request {
             None => (None, None),
         };
         let token = token.unwrap_or(Value::Null);
+        let (notes_tx, notes_rx) = mpsc::unbounded_channel::<ServerNotification>();
+        let mut notes = Some(notes_rx);
         let ctx = RequestContext {
             identity: &self.identity,
             scope: &self.scope,
             progress,
         };
-        let call =
-            self.state
-                .handler()
-                .handle_with(ctx, &self.method, params, Some(self.asks.clone()));
+        let channels = CallChannels {
+            asker: Some(self.asks.clone()),
+            notifications: Some(notes_tx),
+        };
+        let call = self.call(ctx, params, channels);
         tokio::pin!(call);
-        let outcome = loop {
+        let finished = loop {
             tokio::select! {
                 () = cancel.cancelled() => break None,
-                Some(update) = next_update(&mut updates) => self.progress(update, &token).await,
-                outcome = &mut call => break Some(outcome),
+                Some(update) = next_of(&mut updates) => self.progress(update, &token).await,
+                Some(note) = next_of(&mut notes) => self.log(note).await,
+                finished = &mut call => break Some(finished),
             }
         };
+        let outcome = finished.as_ref().map(|(outcome, _)| outcome);
         record(
             &self.state,
             &self.identity,
@@ -376,23 +461,71 @@ impl Request {
             self.face,
             &self.method,
             tool.as_deref(),
-            outcome.as_ref(),
+            outcome,
             started.elapsed(),
         );
-        let Some(outcome) = outcome else {
-            return;
-        };
-        // Progress the upstream sent just before its response goes out first.
+        let (outcome, subscription) = finished?;
+        // What the upstream sent just before its response goes out first.
         if let Some(rx) = updates.as_mut() {
             while let Ok(update) = rx.try_recv() {
                 self.progress(update, &token).await;
             }
         }
+        if let Some(rx) = notes.as_mut() {
+            while let Ok(note) = rx.try_recv() {
+                self.log(note).await;
+            }
+        }
         let reply = match outcome {
-            Ok(result) => protocol::response(self.id, result),
+            Ok(result) => protocol::response(self.id.clone(), result),
             Err(error) => json!({"jsonrpc": "2.0", "id": self.id, "error": error.to_value()}),
         };
         let _ = self.outgoing.send(reply).await;
+        subscription
+    }
+
+    /// The handler's answer; a subscription's also says what the session now watches.
+    async fn call(
+        &self,
+        ctx: RequestContext<'_>,
+        params: Value,
+        channels: CallChannels,
+    ) -> (Outcome, Option<Subscription>) {
+        let handler = self.state.handler();
+        let on = match self.method.as_str() {
+            "resources/subscribe" => true,
+            "resources/unsubscribe" => false,
+            method => {
+                return (
+                    handler.handle_call(ctx, method, params, channels).await,
+                    None,
+                )
+            }
+        };
+        match handler.subscribe(&ctx, &params, on).await {
+            Ok((server, original)) => {
+                let uri = handler.client_uri(&self.scope, &server, &original);
+                (Ok(json!({})), Some((uri, on)))
+            }
+            Err(error) => (Err(error), None),
+        }
+    }
+
+    /// Writes a notification that came with the call (a log message, when its level is
+    /// one the client wants).
+    async fn log(&self, note: ServerNotification) {
+        if note.method == "notifications/message" {
+            let rank = note
+                .params
+                .get("level")
+                .and_then(Value::as_str)
+                .and_then(log_rank);
+            if rank.is_some_and(|rank| rank < self.log_level.load(Ordering::Relaxed)) {
+                return;
+            }
+        }
+        let note = protocol::notification(&note.method, Some(note.params));
+        let _ = self.outgoing.send(note).await;
     }
 
     /// Writes one progress update under the client's token.
@@ -403,12 +536,12 @@ impl Request {
     }
 }
 
-/// The next progress update of a call that has a progress channel; pending forever
-/// otherwise (and once the channel is closed).
-async fn next_update(updates: &mut Option<mpsc::UnboundedReceiver<Value>>) -> Option<Value> {
-    match updates.as_mut() {
+/// The next message on a call's channel; pending forever when it has none (or once the
+/// channel is closed).
+async fn next_of<T>(channel: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match channel.as_mut() {
         Some(rx) => match rx.recv().await {
-            Some(update) => Some(update),
+            Some(message) => Some(message),
             None => std::future::pending().await,
         },
         None => std::future::pending().await,

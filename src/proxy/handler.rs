@@ -196,6 +196,7 @@ impl McpHandler {
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
             "ttlMs": 0,
             "cacheScope": "private",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")}},
         })
     }
 

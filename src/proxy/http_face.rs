@@ -11,6 +11,7 @@
 //! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). What a
 //! method does is the [`McpHandler`]'s business.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -539,9 +540,14 @@ impl PostContext {
                 asker: asker_tx,
                 notifications: notes_tx,
             };
-            let outcome = handler
+            let mut outcome = handler
                 .handle_call(ctx, &method_for_call, params, channels)
                 .await;
+            if stateless {
+                if let Ok(result) = &mut outcome {
+                    cacheable(&method_for_call, result);
+                }
+            }
             record(
                 &state,
                 &identity,
@@ -575,24 +581,36 @@ impl PostContext {
             token: progress_token.unwrap_or(Value::Null),
             session,
         };
-        let first = tokio::select! {
+        // Messages the upstream sent together with its response are already queued when
+        // the call finishes: they go out first, so nothing is lost to the race.
+        let first: VecDeque<Value> = tokio::select! {
             biased;
-            Some(event) = events.next() => event,
-            outcome = &mut call => return json_reply(id, outcome, stateless),
+            Some(event) = events.next() => VecDeque::from([event]),
+            outcome = &mut call => {
+                let mut queued = events.drain();
+                if queued.is_empty() {
+                    return json_reply(id, outcome, stateless);
+                }
+                queued.push_back(reply_body(id, outcome, stateless));
+                let all: Vec<_> = queued.iter().map(sse_event).collect();
+                return Sse::new(futures::stream::iter(all)).into_response();
+            }
         };
         let stream = futures::stream::unfold(
-            (Some(call), events, id, Some(first)),
-            move |(mut call, mut events, id, first)| async move {
-                if let Some(first) = first {
-                    return Some((sse_event(&first), (call, events, id, None)));
+            (Some(call), events, id, first),
+            move |(mut call, mut events, id, mut queue)| async move {
+                if let Some(message) = queue.pop_front() {
+                    return Some((sse_event(&message), (call, events, id, queue)));
                 }
                 let running = call.as_mut()?;
                 tokio::select! {
                     biased;
-                    Some(event) = events.next() => Some((sse_event(&event), (call, events, id, None))),
+                    Some(event) = events.next() => Some((sse_event(&event), (call, events, id, queue))),
                     outcome = running => {
-                        let body = reply_body(id.clone(), outcome, stateless);
-                        Some((sse_event(&body), (None, events, id, None)))
+                        let mut queue = events.drain();
+                        queue.push_back(reply_body(id.clone(), outcome, stateless));
+                        let first = queue.pop_front()?;
+                        Some((sse_event(&first), (None, events, id, queue)))
                     }
                 }
             },
@@ -615,32 +633,67 @@ impl Events {
     /// The next message for the client; pends forever when there can be none.
     async fn next(&mut self) -> Option<Value> {
         loop {
-            tokio::select! {
-                Some(mut update) = recv(&mut self.progress) => {
-                    update["progressToken"] = self.token.clone();
-                    return Some(protocol::notification(protocol::NOTIFICATION_PROGRESS, Some(update)));
-                }
-                Some(note) = recv(&mut self.notes) => {
-                    if note.method == "notifications/message" {
-                        let rank = note.params.get("level").and_then(Value::as_str).and_then(super::handler::log_rank);
-                        let wanted = match (&self.session, rank) {
-                            (Some(session), Some(rank)) => session.wants_log(rank),
-                            _ => true,
-                        };
-                        if !wanted {
-                            continue;
-                        }
-                    }
-                    return Some(protocol::notification(&note.method, Some(note.params)));
-                }
-                Some(request) = recv(&mut self.asker) => {
-                    let Some(session) = &self.session else { continue };
-                    let id = session.ask(request.reply);
-                    return Some(json!({"jsonrpc": "2.0", "id": id, "method": request.method, "params": request.params}));
-                }
-                else => std::future::pending::<()>().await,
+            let message = tokio::select! {
+                Some(update) = recv(&mut self.progress) => self.progress_message(update),
+                Some(note) = recv(&mut self.notes) => self.note_message(note),
+                Some(request) = recv(&mut self.asker) => self.request_message(request),
+                else => std::future::pending::<Option<Value>>().await,
+            };
+            if message.is_some() {
+                return message;
             }
         }
+    }
+
+    /// Everything already queued, in the order of the channels (progress, then log
+    /// messages, then requests).
+    fn drain(&mut self) -> VecDeque<Value> {
+        let mut queued = VecDeque::new();
+        while let Some(update) = self.progress.as_mut().and_then(|r| r.try_recv().ok()) {
+            queued.extend(self.progress_message(update));
+        }
+        while let Some(note) = self.notes.as_mut().and_then(|r| r.try_recv().ok()) {
+            queued.extend(self.note_message(note));
+        }
+        while let Some(request) = self.asker.as_mut().and_then(|r| r.try_recv().ok()) {
+            queued.extend(self.request_message(request));
+        }
+        queued
+    }
+
+    fn progress_message(&self, mut update: Value) -> Option<Value> {
+        update["progressToken"] = self.token.clone();
+        Some(protocol::notification(
+            protocol::NOTIFICATION_PROGRESS,
+            Some(update),
+        ))
+    }
+
+    /// A notification that came with the call; log messages below the level the
+    /// client asked for are dropped.
+    fn note_message(&self, note: ServerNotification) -> Option<Value> {
+        if note.method == "notifications/message" {
+            let rank = note
+                .params
+                .get("level")
+                .and_then(Value::as_str)
+                .and_then(super::handler::log_rank);
+            if let (Some(session), Some(rank)) = (&self.session, rank) {
+                if !session.wants_log(rank) {
+                    return None;
+                }
+            }
+        }
+        Some(protocol::notification(&note.method, Some(note.params)))
+    }
+
+    /// An upstream's request, relayed under an id of this session.
+    fn request_message(&self, request: ServerRequest) -> Option<Value> {
+        let session = self.session.as_ref()?;
+        let id = session.ask(request.reply);
+        Some(
+            json!({"jsonrpc": "2.0", "id": id, "method": request.method, "params": request.params}),
+        )
     }
 }
 
@@ -648,6 +701,24 @@ async fn recv<T>(receiver: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T>
     match receiver {
         Some(receiver) => receiver.recv().await,
         None => None,
+    }
+}
+
+/// The stateless revision requires `ttlMs` and `cacheScope` on lists and reads. What
+/// the gateway lists depends on the caller's key, so nothing is shared: `private`, and
+/// no freshness promised.
+fn cacheable(method: &str, result: &mut Value) {
+    let cacheable = matches!(
+        method,
+        "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    );
+    if let (true, Some(object)) = (cacheable, result.as_object_mut()) {
+        object.entry("ttlMs").or_insert_with(|| Value::from(0));
+        object.insert("cacheScope".into(), Value::from("private"));
     }
 }
 
