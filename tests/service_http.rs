@@ -775,3 +775,34 @@ async fn resources_prompts_and_completions_cross_with_namespaced_names() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let gw = Gateway::start("").await;
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(generated.len(), 16);
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("x-request-id", "trace-me-42")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "trace-me-42",
+        "the client's id is kept"
+    );
+    let health = reqwest::get(format!("{}/health", gw.base)).await.unwrap();
+    assert!(health.headers().contains_key("x-request-id"));
+    gw.stop().await;
+}

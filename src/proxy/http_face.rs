@@ -573,7 +573,12 @@ impl PostContext {
             }
             outcome
         };
-        let mut call = Box::pin(call);
+        // The call may outlive the handler (inside an SSE body): keep it in the
+        // request's span, so its log lines carry the request id.
+        let mut call = Box::pin(tracing::Instrument::instrument(
+            call,
+            tracing::Span::current(),
+        ));
         let mut events = Events {
             progress: progress_rx,
             asker: asker_rx,

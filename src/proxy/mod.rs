@@ -214,7 +214,31 @@ pub fn app(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// Gives every request an id (the client's `x-request-id` when it is short and
+/// printable, else a new one), runs it inside a `tracing` span that carries it, and
+/// returns it in `x-request-id`, so one request's log lines can be found together.
+async fn with_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then lets in-flight
