@@ -145,10 +145,33 @@ pub enum SessionError {
     TooMany,
 }
 
+/// A connection-bound session (WebSocket, legacy SSE) counted against its key's cap
+/// while it lives.
+#[derive(Debug)]
+pub struct SessionSlot {
+    owner: Option<KeyDigest>,
+    connections: Arc<Mutex<HashMap<Option<KeyDigest>, usize>>>,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut connections) = self.connections.lock() {
+            if let Some(count) = connections.get_mut(&self.owner) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    connections.remove(&self.owner);
+                }
+            }
+        }
+    }
+}
+
 /// All downstream sessions.
 #[derive(Debug)]
 pub struct SessionStore {
     sessions: RwLock<HashMap<String, Arc<DownstreamSession>>>,
+    /// Connection-bound sessions per key (WebSocket, legacy SSE).
+    connections: Arc<Mutex<HashMap<Option<KeyDigest>, usize>>>,
     max_per_key: usize,
     idle_timeout: Duration,
 }
@@ -158,6 +181,7 @@ impl SessionStore {
     pub fn new(max_per_key: usize, idle_timeout: Duration) -> Self {
         SessionStore {
             sessions: RwLock::new(HashMap::new()),
+            connections: Arc::default(),
             max_per_key,
             idle_timeout,
         }
@@ -174,7 +198,7 @@ impl SessionStore {
         protocol_version: &str,
     ) -> Result<Arc<DownstreamSession>, SessionError> {
         let mut sessions = self.sessions.write().map_err(|_| SessionError::TooMany)?;
-        let owned = sessions.values().filter(|s| s.owner == owner).count();
+        let owned = sessions.values().filter(|s| s.owner == owner).count() + self.connected(&owner);
         if owned >= self.max_per_key {
             return Err(SessionError::TooMany);
         }
@@ -193,6 +217,33 @@ impl SessionStore {
         });
         sessions.insert(session.id.clone(), session.clone());
         Ok(session)
+    }
+
+    fn connected(&self, owner: &Option<KeyDigest>) -> usize {
+        self.connections
+            .lock()
+            .map(|c| c.get(owner).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Counts a connection-bound session (WebSocket, legacy SSE) against the key's cap
+    /// for as long as the returned slot lives.
+    ///
+    /// # Errors
+    /// [`SessionError::TooMany`] when the key is at its cap.
+    pub fn reserve(&self, owner: Option<KeyDigest>) -> Result<SessionSlot, SessionError> {
+        let sessions = self.sessions.read().map_err(|_| SessionError::TooMany)?;
+        let mut connections = self.connections.lock().map_err(|_| SessionError::TooMany)?;
+        let owned = sessions.values().filter(|s| s.owner == owner).count()
+            + connections.get(&owner).copied().unwrap_or(0);
+        if owned >= self.max_per_key {
+            return Err(SessionError::TooMany);
+        }
+        *connections.entry(owner).or_insert(0) += 1;
+        Ok(SessionSlot {
+            owner,
+            connections: self.connections.clone(),
+        })
     }
 
     /// The session with this id, if it exists, belongs to `owner` and was made on the
@@ -241,9 +292,14 @@ impl SessionStore {
         before - sessions.len()
     }
 
-    /// How many sessions are open.
+    /// How many sessions are open, connection-bound ones included.
     pub fn len(&self) -> usize {
-        self.sessions.read().map(|s| s.len()).unwrap_or(0)
+        let connected: usize = self
+            .connections
+            .lock()
+            .map(|c| c.values().sum())
+            .unwrap_or(0);
+        self.sessions.read().map(|s| s.len()).unwrap_or(0) + connected
     }
 
     /// Whether no session is open.
@@ -296,6 +352,23 @@ mod tests {
         assert!(store.remove(&s.id, alice.as_ref()));
         assert!(s.closed.is_cancelled());
         assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn connection_sessions_count_against_the_cap_while_they_live() {
+        let store = SessionStore::new(2, Duration::from_secs(60));
+        let key = Some(KeyDigest::of("k"));
+        let slot = store.reserve(key).unwrap();
+        store.create(key, Scope::All, "2025-11-25").unwrap();
+        assert_eq!(store.reserve(key).unwrap_err(), SessionError::TooMany);
+        assert_eq!(
+            store.create(key, Scope::All, "2025-11-25").unwrap_err(),
+            SessionError::TooMany
+        );
+        assert_eq!(store.len(), 2);
+        drop(slot);
+        assert_eq!(store.len(), 1);
+        assert!(store.reserve(key).is_ok());
     }
 
     #[test]

@@ -172,6 +172,19 @@ fn open(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let slot =
+        match state.sessions().reserve(identity.digest) {
+            Ok(slot) => slot,
+            Err(_) => return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(super::jsonrpc_error(
+                    Value::Null,
+                    -32600,
+                    "Too many sessions for this API key: close one or wait for idle ones to expire",
+                )),
+            )
+                .into_response(),
+        };
     let id = format!("{:032x}", rand::random::<u128>());
     let endpoint = match &scope {
         Scope::All => format!("/messages?sessionId={id}"),
@@ -193,6 +206,11 @@ fn open(
     });
     let (out_tx, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let engine = duplex::run(state, identity, scope, "sse", incoming, out_tx);
+    // The slot lives as long as the engine: the stream's end ends the session.
+    let engine = async move {
+        engine.await;
+        drop(slot);
+    };
     let first = Event::default().event("endpoint").data(endpoint);
     let events = futures::stream::once(async move { Ok(first) }).chain(messages(
         Box::pin(engine),

@@ -66,12 +66,31 @@ fn upgrade(state: AppState, server: Option<String>, headers: &HeaderMap, ws: Upg
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let slot = match state.sessions().reserve(identity.digest) {
+        Ok(slot) => slot,
+        Err(_) => return too_many_sessions(),
+    };
     let limit = state.inner.max_body_bytes;
     ws.protocols([SUBPROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| session(socket, state, identity, scope))
+        .on_upgrade(move |socket| async move {
+            session(socket, state, identity, scope).await;
+            drop(slot);
+        })
+}
+
+fn too_many_sessions() -> Response {
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(super::jsonrpc_error(
+            Value::Null,
+            -32600,
+            "Too many sessions for this API key: close one or wait for idle ones to expire",
+        )),
+    )
+        .into_response()
 }
 
 /// Why the connection ends, from our side.
