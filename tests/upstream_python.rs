@@ -215,3 +215,71 @@ async fn credentials_reach_the_server() {
     let seen = gateway.call_tool("py", "whoami", json!({})).await.unwrap();
     assert_eq!(seen.text(), "Bearer t0ken-123", "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_servers_requests_for_input_reach_the_caller_in_both_eras() {
+    let server = py2(&[]);
+    for preference in [ProtocolPreference::Stateless, ProtocolPreference::Sessions] {
+        let gateway = McpGateway::new();
+        let options = ServerOptions {
+            protocol: preference,
+            ..ServerOptions::default()
+        };
+        gateway
+            .register_server_with_options(McpServerConfig::new("py", server.url("/mcp")), options)
+            .await
+            .unwrap();
+        // The caller answers the elicitation the tool needs.
+        let (asks, mut asked) =
+            tokio::sync::mpsc::unbounded_channel::<litellm_rs::core::mcp::ServerRequest>();
+        let answering = tokio::spawn(async move {
+            let mut methods = Vec::new();
+            while let Some(request) = asked.recv().await {
+                methods.push(request.method.clone());
+                let _ = request
+                    .reply
+                    .send(Ok(json!({"action": "accept", "content": {"name": "Ada"}})));
+            }
+            methods
+        });
+        let options = CallOptions {
+            server_requests: Some(asks),
+            ..CallOptions::default()
+        };
+        let result = gateway
+            .call_tool_with("py", "welcome", json!({}), options)
+            .await
+            .unwrap();
+        assert_eq!(result.text(), "Welcome, Ada!", "{preference:?}: {result:?}");
+        let version = gateway
+            .get_server("py")
+            .await
+            .unwrap()
+            .protocol_version()
+            .unwrap();
+        gateway.shutdown(std::time::Duration::from_secs(2)).await;
+        let methods = answering.await.unwrap();
+        assert_eq!(
+            methods,
+            vec!["elicitation/create"],
+            "{preference:?} ({version})"
+        );
+        // Without anyone to answer, the call fails clearly.
+        let gateway = McpGateway::new();
+        gateway
+            .register_server_with_options(
+                McpServerConfig::new("py", server.url("/mcp")),
+                ServerOptions {
+                    protocol: preference,
+                    ..ServerOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            gateway.call_tool("py", "welcome", json!({})).await.is_err(),
+            "{preference:?}"
+        );
+        gateway.shutdown(std::time::Duration::from_secs(2)).await;
+    }
+}

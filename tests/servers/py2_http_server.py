@@ -10,8 +10,19 @@ for which protocol versions/eras each mode answers.
 
 import sys
 
+from typing import Annotated
+
 import _common
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from pydantic import BaseModel
+
+
+class Who(BaseModel):
+    name: str
+
+
+def ask_who() -> Elicit[Who]:
+    return Elicit("Who are you?", Who)
 
 
 def main() -> None:
@@ -33,6 +44,12 @@ def main() -> None:
     mcp = MCPServer("py2-test-server", version="1.0.0", log_level=args.log_level.upper())
 
     _common.register_tools(mcp, Context)
+
+    @mcp.tool()
+    def welcome(who: Annotated[Who, Resolve(ask_who)]) -> str:
+        """Asks the caller's name and welcomes them: an elicitation, sent as an input_required
+        result in 2026-07-28 and as a request during the call in earlier revisions."""
+        return f"Welcome, {who.name}!"
     app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=args.stateless,

@@ -423,9 +423,11 @@ impl McpServer {
         let mut params = Map::new();
         params.insert("name".into(), Value::from(tool));
         params.insert("arguments".into(), arguments);
+        // (`params` gains `inputResponses`/`requestState` in later rounds.)
         if let Some(meta) = options.meta {
             params.insert("_meta".into(), Value::Object(meta));
         }
+        let asker = options.server_requests.clone();
         let extras = Extras {
             name: Some(tool),
             progress: options.progress,
@@ -437,39 +439,127 @@ impl McpServer {
                 .map(|t| param_headers(t, &params["arguments"]))
                 .unwrap_or_default(),
         };
-        match self
-            .request_inner(
-                protocol::METHOD_TOOLS_CALL,
-                Some(Value::Object(params)),
-                extras,
-                deadline,
-            )
-            .await
-        {
-            Ok(result) if result.get("resultType").and_then(Value::as_str) == Some("input_required") => {
-                Err(McpError::ToolExecutionError {
-                    server_name: self.name().to_string(),
-                    tool_name: tool.to_string(),
-                    message: "the server asked for input (elicitation, sampling or roots) that this caller cannot provide".to_string(),
-                    code: None,
-                    data: result.get("inputRequests").cloned(),
-                })
+        // The stateless revision asks for input with `input_required` results: get the
+        // answers from whoever answers this call's requests and send the call again
+        // with them (and the server's `requestState`), a bounded number of times.
+        for _round in 0..MAX_INPUT_ROUNDS {
+            let outcome = self
+                .request_inner(
+                    protocol::METHOD_TOOLS_CALL,
+                    Some(Value::Object(params.clone())),
+                    extras.clone(),
+                    deadline,
+                )
+                .await;
+            match outcome {
+                Ok(result)
+                    if result.get("resultType").and_then(Value::as_str)
+                        == Some("input_required") =>
+                {
+                    let Some(asker) = &asker else {
+                        return Err(self.tool_error(
+                            tool,
+                            "the server asked for input (elicitation, sampling or roots) that this caller cannot provide",
+                            result.get("inputRequests").cloned(),
+                        ));
+                    };
+                    let answers = self.gather_input(tool, asker, &result, deadline).await?;
+                    params.insert("inputResponses".into(), answers);
+                    match result.get("requestState") {
+                        Some(state) => params.insert("requestState".into(), state.clone()),
+                        None => params.remove("requestState"),
+                    };
+                }
+                Ok(result) => return Ok(ToolResult::from_value(result)),
+                Err(McpError::Rpc {
+                    code,
+                    message,
+                    data,
+                    ..
+                }) => {
+                    return Err(McpError::ToolExecutionError {
+                        server_name: self.name().to_string(),
+                        tool_name: tool.to_string(),
+                        message,
+                        code: Some(code),
+                        data,
+                    })
+                }
+                Err(other) => return Err(other),
             }
-            Ok(result) => Ok(ToolResult::from_value(result)),
-            Err(McpError::Rpc {
-                code,
-                message,
-                data,
-                ..
-            }) => Err(McpError::ToolExecutionError {
-                server_name: self.name().to_string(),
-                tool_name: tool.to_string(),
-                message,
-                code: Some(code),
-                data,
-            }),
-            Err(other) => Err(other),
         }
+        Err(self.tool_error(
+            tool,
+            &format!("the server still asked for input after {MAX_INPUT_ROUNDS} rounds"),
+            None,
+        ))
+    }
+
+    fn tool_error(&self, tool: &str, message: &str, data: Option<Value>) -> McpError {
+        McpError::ToolExecutionError {
+            server_name: self.name().to_string(),
+            tool_name: tool.to_string(),
+            message: message.to_string(),
+            code: None,
+            data,
+        }
+    }
+
+    /// Answers the `inputRequests` of an `input_required` result through `asker`:
+    /// `{key: result}` for each.
+    async fn gather_input(
+        &self,
+        tool: &str,
+        asker: &mpsc::UnboundedSender<ServerRequest>,
+        result: &Value,
+        deadline: Instant,
+    ) -> McpResult<Value> {
+        let mut answers = Map::new();
+        let requests = result
+            .get("inputRequests")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (key, request) in requests {
+            let method = request
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let ask = ServerRequest {
+                method: method.to_string(),
+                params: request.get("params").cloned().unwrap_or(Value::Null),
+                reply,
+            };
+            if asker.send(ask).is_err() {
+                return Err(self.tool_error(
+                    tool,
+                    "nobody can answer the server's request for input",
+                    None,
+                ));
+            }
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(value))) => {
+                    answers.insert(key, value);
+                }
+                Ok(Ok(Err(error))) => {
+                    return Err(self.tool_error(
+                        tool,
+                        &format!("the client refused '{method}': {}", error.message),
+                        error.data,
+                    ))
+                }
+                Ok(Err(_)) => {
+                    return Err(self.tool_error(
+                        tool,
+                        &format!("the client did not answer '{method}'"),
+                        None,
+                    ))
+                }
+                Err(_) => return Err(self.timeout_error(protocol::METHOD_TOOLS_CALL)),
+            }
+        }
+        Ok(Value::Object(answers))
     }
 
     /// Sends any request (`resources/list`, `prompts/get`, …) and returns its result.
@@ -1121,7 +1211,10 @@ fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
             "io.modelcontextprotocol/protocolVersion",
             Value::from(protocol::STATELESS_VERSION),
         ),
-        ("io.modelcontextprotocol/clientCapabilities", json!({})),
+        (
+            "io.modelcontextprotocol/clientCapabilities",
+            json!({"elicitation": {}, "sampling": {}, "roots": {}}),
+        ),
         (
             "io.modelcontextprotocol/clientInfo",
             json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),
@@ -1147,7 +1240,11 @@ enum Attempt {
     Failed(McpError),
 }
 
+/// Rounds of `input_required` answered for one call before giving up.
+const MAX_INPUT_ROUNDS: usize = 8;
+
 /// Per-request options of [`McpServer::request_inner`].
+#[derive(Clone)]
 struct Extras<'a> {
     name: Option<&'a str>,
     progress: Option<mpsc::UnboundedSender<Value>>,
