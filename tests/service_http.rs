@@ -806,3 +806,54 @@ async fn every_response_carries_a_request_id() {
     assert!(health.headers().contains_key("x-request-id"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_stateless_client_answers_an_upstreams_question_through_input_required() {
+    let gw = Gateway::start("").await;
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
+    let call = |key: &'static str, params: Value| {
+        gw.post("/mcp", Some(key))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "ev__trigger-elicitation-request")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
+            .send()
+    };
+    let first: Value = call(
+        "sk-alice",
+        json!({"name": "ev__trigger-elicitation-request", "arguments": {}, "_meta": meta}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let (key, question) = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(question["method"], "elicitation/create");
+    let state = result["requestState"].as_str().unwrap();
+    let retry = json!({"name": "ev__trigger-elicitation-request", "arguments": {}, "_meta": meta,
+        "requestState": state, "inputResponses": {key.as_str(): {"action": "accept", "content": {"name": "Ada"}}}});
+    // Another key cannot resume it.
+    let foreign: Value = call("sk-bob", retry.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(foreign["error"]["code"], -32602, "{foreign}");
+    let done: Value = call("sk-alice", retry).await.unwrap().json().await.unwrap();
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert!(
+        done["result"]["content"].to_string().contains("Name: Ada"),
+        "{done}"
+    );
+    gw.stop().await;
+}

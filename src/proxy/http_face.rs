@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::handler::{CallChannels, ClientError, Identity, Outcome, RequestContext, Scope};
+use super::input_required::WaitingCalls;
 use super::sessions::{DownstreamSession, SessionError};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::protocol::{self, Incoming};
@@ -475,7 +476,61 @@ impl PostContext {
                 &format!("Method not found: {method}"),
             );
         }
+        if method == protocol::METHOD_TOOLS_CALL && asks_input(&params) {
+            return self.call_with_input(id, params).await;
+        }
         self.run(id, method, params, None, None).await
+    }
+
+    /// A stateless client that can answer questions (it declared elicitation, sampling
+    /// or roots): the upstream's questions during the call come back as
+    /// `input_required` results, and the client's retry carries the answers.
+    async fn call_with_input(self, id: Value, params: Value) -> Response {
+        let started = Instant::now();
+        let tool = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let waiting = self.state.waiting().clone();
+        let outcome = if WaitingCalls::is_retry(&params) {
+            waiting.resume(self.identity.digest.as_ref(), &params).await
+        } else {
+            let (asker, questions) = mpsc::unbounded_channel();
+            let (done, outcome) = tokio::sync::oneshot::channel();
+            let handler = self.state.handler().clone();
+            let identity = self.identity.clone();
+            let scope = self.scope.clone();
+            // The call outlives this request when it must wait for answers.
+            tokio::spawn(async move {
+                let ctx = RequestContext {
+                    identity: &identity,
+                    scope: &scope,
+                    progress: None,
+                };
+                let result = handler
+                    .handle_with(ctx, protocol::METHOD_TOOLS_CALL, params, Some(asker))
+                    .await;
+                let _ = done.send(result);
+            });
+            waiting
+                .begin(self.identity.digest, questions, outcome)
+                .await
+        };
+        let asked = outcome
+            .as_ref()
+            .is_ok_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"));
+        if !asked {
+            record(
+                &self.state,
+                &self.identity,
+                &self.scope,
+                protocol::METHOD_TOOLS_CALL,
+                tool.as_deref(),
+                &outcome,
+                started.elapsed(),
+            );
+        }
+        json_reply(id, outcome, true)
     }
 
     /// Runs a method, answering as JSON or (when the client asked for progress and
@@ -707,6 +762,18 @@ async fn recv<T>(receiver: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T>
         Some(receiver) => receiver.recv().await,
         None => None,
     }
+}
+
+/// Whether a stateless request's client can answer an upstream's questions.
+fn asks_input(params: &Value) -> bool {
+    params
+        .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities")
+        .and_then(Value::as_object)
+        .is_some_and(|c| {
+            ["elicitation", "sampling", "roots"]
+                .iter()
+                .any(|k| c.contains_key(*k))
+        })
 }
 
 /// The stateless revision requires `ttlMs` and `cacheScope` on lists and reads. What

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`handler`]: the MCP methods, shared by every face.
 //! - [`identity`]: API keys → identities.
+//! - [`input_required`]: upstream questions during a call, for stateless clients.
 //! - [`sessions`]: downstream sessions.
 //! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, and the metrics themselves.
@@ -24,6 +25,7 @@ pub mod duplex;
 pub mod handler;
 pub mod http_face;
 pub mod identity;
+pub mod input_required;
 pub mod ops;
 pub mod rest;
 pub mod sessions;
@@ -73,6 +75,7 @@ struct StateInner {
     sessions: SessionStore,
     metrics: Metrics,
     announcements: broadcast::Sender<Announcement>,
+    waiting: input_required::WaitingCalls,
     max_body_bytes: usize,
     loopback: bool,
     cancel: CancellationToken,
@@ -93,6 +96,7 @@ impl AppState {
                 ),
                 metrics: Metrics::default(),
                 announcements,
+                waiting: input_required::WaitingCalls::default(),
                 max_body_bytes: settings.max_body_bytes,
                 loopback: settings.listen.ip().is_loopback(),
                 cancel: CancellationToken::new(),
@@ -121,6 +125,11 @@ impl AppState {
     /// The downstream sessions.
     pub fn sessions(&self) -> &SessionStore {
         &self.inner.sessions
+    }
+
+    /// Calls of stateless clients waiting for their answers to an upstream's questions.
+    pub fn waiting(&self) -> &input_required::WaitingCalls {
+        &self.inner.waiting
     }
 
     /// The metrics.
