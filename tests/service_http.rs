@@ -47,11 +47,13 @@ api_keys:
   - {{name: alice, key: sk-alice, team: admins}}
   - {{name: bob, key: sk-bob, team: admins}}
   - {{name: reader, key: sk-reader, team: readers}}
+  - {{name: outsider, key: sk-outsider, team: outsiders}}
 policies:
   default_level: deny
   teams:
     admins: {{default_level: execute, rules: [{{server: fx, tool: crash, level: deny}}]}}
     readers: {{default_level: read}}
+    outsiders: {{default_level: deny}}
 {extra}"#,
             port = upstream.port,
             fixture = fixture_binary().display(),
@@ -854,6 +856,110 @@ async fn a_stateless_client_answers_an_upstreams_question_through_input_required
     assert!(
         done["result"]["content"].to_string().contains("Name: Ada"),
         "{done}"
+    );
+    gw.stop().await;
+}
+
+/// Opens the GET stream of a session; returns a receiver of the messages it carries.
+async fn listen(
+    gw: &Gateway,
+    key: &str,
+    session: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/mcp", gw.base))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Mcp-Session-Id", session)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                for data in event.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                    if let Ok(message) = serde_json::from_str(data) {
+                        let _ = tx.send(message);
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn list_changes_reach_the_clients_that_can_see_the_server() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let outsider = gw.session("/mcp", "sk-outsider").await;
+    let (_, listed) = gw
+        .call(
+            "/mcp",
+            "sk-outsider",
+            &outsider,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(
+        listed["result"]["tools"],
+        json!([]),
+        "the outsider sees nothing"
+    );
+    gw.call(
+        "/mcp",
+        "sk-alice",
+        &alice,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    let mut alice_stream = listen(&gw, "sk-alice", &alice).await;
+    let mut outsider_stream = listen(&gw, "sk-outsider", &outsider).await;
+    // The gateway's stream of upstream changes must be open first (the fixture counts it).
+    gw.call(
+        "/mcp",
+        "sk-alice",
+        &alice,
+        call_tool(2, "fx__echo", json!({"text": "warm"})),
+    )
+    .await;
+    let stats = gw._upstream.url("/stats");
+    let mut open = false;
+    for _ in 0..250 {
+        let counts = common::get_json(&stats).await;
+        // A GET stream (session era) or a subscriptions/listen stream (stateless).
+        if counts["get_streams"].as_u64() >= Some(1) || counts["listen_streams"].as_u64() >= Some(1)
+        {
+            open = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(open, "the gateway's change stream to the upstream opened");
+    let (_, changed) = gw
+        .call(
+            "/mcp",
+            "sk-alice",
+            &alice,
+            call_tool(3, "fx__change_tools", json!({})),
+        )
+        .await;
+    assert_eq!(changed["result"]["content"][0]["text"], "changed");
+    let note = tokio::time::timeout(Duration::from_secs(10), alice_stream.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    // The outsider's stream carries nothing (it gets the notification only if it could see).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), outsider_stream.recv())
+            .await
+            .is_err()
     );
     gw.stop().await;
 }

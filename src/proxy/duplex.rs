@@ -332,6 +332,13 @@ impl Session {
             return;
         }
         let note = if announcement.method.ends_with("/list_changed") {
+            if !self
+                .state
+                .handler()
+                .may_see_server(&self.identity, &announcement.server)
+            {
+                return;
+            }
             protocol::notification(&announcement.method, None)
         } else if announcement.method == "notifications/resources/updated" {
             let original = announcement

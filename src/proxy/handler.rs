@@ -173,6 +173,23 @@ impl McpHandler {
             .resolve_digest(identity.digest.as_ref(), &identity.caller, server, name)
     }
 
+    /// Whether the caller may see anything of a server, judged by its cached tool list
+    /// (a server whose tools the caller may not see is not announced to it). Without a
+    /// cached list there is nothing to judge by, and the answer is yes.
+    pub fn may_see_server(&self, identity: &Identity, server: &str) -> bool {
+        match self
+            .gateway
+            .server_now(server)
+            .and_then(|s| s.cached_tools())
+        {
+            Some(snapshot) => snapshot
+                .tools()
+                .iter()
+                .any(|t| self.level(identity, server, &t.name) >= PermissionLevel::Read),
+            None => true,
+        }
+    }
+
     /// The `initialize` result for a client that asked for `requested`.
     pub fn initialize_result(&self, requested: &str) -> Value {
         let version = if protocol::is_supported_session_version(requested) {

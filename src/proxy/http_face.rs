@@ -945,7 +945,7 @@ async fn handle_get(state: AppState, server: Option<String>, headers: HeaderMap)
             "Not Acceptable: accept text/event-stream",
         );
     }
-    Sse::new(announcements(&state, session, scope))
+    Sse::new(announcements(&state, session, scope, identity))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
@@ -956,11 +956,13 @@ fn announcements(
     state: &AppState,
     session: std::sync::Arc<DownstreamSession>,
     scope: Scope,
+    identity: Identity,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let receiver = state.announcements();
     let shutdown = state.shutdown_token();
     let handler = state.handler().clone();
     futures::stream::unfold(receiver, move |mut receiver| {
+        let identity = identity.clone();
         let session = session.clone();
         let scope = scope.clone();
         let shutdown = shutdown.clone();
@@ -989,6 +991,9 @@ fn announcements(
                             params["uri"] = Value::from(uri);
                             let note = protocol::notification(&a.method, Some(params));
                             return Some((sse_event(&note), receiver));
+                        }
+                        if !handler.may_see_server(&identity, &a.server) {
+                            continue;
                         }
                         let note = protocol::notification(&a.method, None);
                         return Some((sse_event(&note), receiver));
