@@ -13,6 +13,7 @@
 //! are cancelled.
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -44,17 +45,43 @@ pub fn routes() -> Router<AppState> {
 /// unauthenticated caller learns nothing else).
 type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
 
-async fn upgrade_all(State(state): State<AppState>, headers: HeaderMap, ws: Upgrade) -> Response {
-    upgrade(state, None, &headers, ws)
+async fn upgrade_all(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Upgrade,
+) -> Response {
+    upgrade(state, None, &with_query_key(headers, query), ws)
 }
 
 async fn upgrade_one(
     State(state): State<AppState>,
     Path(server): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, Some(server), &headers, ws)
+    upgrade(state, Some(server), &with_query_key(headers, query), ws)
+}
+
+/// WebSocket clients often cannot set headers (browsers; the Python SDK's
+/// `websocket_client`), so the upgrade also takes the key as `?api_key=…` when no header
+/// carries one. (Request logs record the path only, never the query.)
+fn with_query_key(mut headers: HeaderMap, query: Option<String>) -> HeaderMap {
+    let has_header = headers.contains_key(axum::http::header::AUTHORIZATION)
+        || headers.contains_key("x-api-key");
+    if has_header {
+        return headers;
+    }
+    let key = query.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "api_key")
+            .map(|(_, value)| value.into_owned())
+    });
+    if let Some(value) = key.and_then(|k| axum::http::HeaderValue::from_str(&k).ok()) {
+        headers.insert("x-api-key", value);
+    }
+    headers
 }
 
 fn upgrade(state: AppState, server: Option<String>, headers: &HeaderMap, ws: Upgrade) -> Response {

@@ -59,11 +59,11 @@ async def over_websocket(base, key):
     real_connect = sdk_websocket.ws_connect
 
     class Connect:
-        """`websockets` connect with our header, recording the chosen subprotocol."""
+        """The SDK's own `websockets` connect, unchanged, recording the chosen subprotocol.
+        The SDK's websocket_client cannot send headers, so the key rides in the URL."""
 
         def __init__(self, *args, **kwargs):
-            headers = {"Authorization": f"Bearer {key}"}
-            self.inner = real_connect(*args, additional_headers=headers, **kwargs)
+            self.inner = real_connect(*args, **kwargs)
 
         async def __aenter__(self):
             ws = await self.inner.__aenter__()
@@ -75,7 +75,7 @@ async def over_websocket(base, key):
 
     sdk_websocket.ws_connect = Connect
     try:
-        url = base.replace("http://", "ws://", 1) + "/ws"
+        url = base.replace("http://", "ws://", 1) + "/ws?api_key=" + key
         async with sdk_websocket.websocket_client(url) as (read, write):
             summary = await exercise(read, write)
     finally:
