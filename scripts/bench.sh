@@ -10,7 +10,8 @@
 #   1  tools/call echo with a 1 KiB `text`, 1 and 32 client sessions: the gateway's
 #      /mcp/<server> and /mcp (aggregated name) over an HTTP upstream vs the fixture's /mcp
 #   2  the same over the gateway's stdio and WebSocket upstreams vs the fixture over
-#      stdio (a process per session) and /ws
+#      stdio (a process per session) and /ws; also WebSocket end to end (the gateway's
+#      /ws/<server> face over the WebSocket upstream)
 #   3  tools/list through /mcp over 20 upstreams of 50 tools (cached): p50, and the
 #      upstream tools/list count from the fixture's /stats while the cache is fresh
 #   4  10,000 idle downstream sessions: the gateway's RSS before and after
@@ -85,12 +86,12 @@ start() {
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     PID=$!
     PIDS+=("$PID")
-    for _ in $(seq 300); do
+    for _ in $(seq 3000); do
         if PORT="$(awk '/^LISTENING /{print $2; exit}' "$WORK/$name.out" 2>/dev/null)" && [[ -n $PORT ]]; then
             return 0
         fi
         kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
+        sleep 0.01
     done
     echo "bench.sh: $name did not report LISTENING <port>; its log:" >&2
     tail -n 20 "$WORK/$name.log" >&2
@@ -191,7 +192,11 @@ AUTH=(--header "Authorization: Bearer $KEY")
 TEXT="$(head -c 1024 /dev/zero | tr '\0' 'x')"
 ECHO=(--tool echo --args "{\"text\":\"$TEXT\"}")
 
-echo "== machine: $(nproc) cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "== machine: $(nproc) cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+if COMMIT="$(git rev-parse --short HEAD 2>/dev/null)"; then
+    git diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT with local changes"
+    echo "== commit: $COMMIT"
+fi
 echo "== every figure: litellm-mcp bench ${RUN[*]}; ratios are gateway / direct (same run)"
 
 start fixture "$FIXTURE" --port 0
@@ -241,8 +246,10 @@ done
 for c in "${CONCURRENCY[@]}"; do
     measured fixture "$FIXTURE_PID" s2-ws-direct-$c "ws://127.0.0.1:$FIXTURE_PORT/ws" -c "$c" "${RUN[@]}" "${ECHO[@]}"
     measured gateway "$GATEWAY_PID" s2-ws-gw-$c "$GW/mcp/fx-ws" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    measured gateway "$GATEWAY_PID" s2-ws-face-$c "ws://127.0.0.1:$GATEWAY_PORT/ws/fx-ws" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
     row 2 websocket "$c" "direct   fixture /ws" s2-ws-direct-$c
     row 2 websocket "$c" "gateway  /mcp/fx-ws" s2-ws-gw-$c s2-ws-direct-$c
+    row 2 websocket "$c" "gateway  /ws/fx-ws (WS face)" s2-ws-face-$c s2-ws-direct-$c
 done
 
 echo
@@ -275,30 +282,38 @@ import json, sys
 work, start, filled, after, upstreams = sys.argv[1], *map(int, sys.argv[2:])
 d = json.load(open(f"{work}/s3-direct.json")); g = json.load(open(f"{work}/s3-gateway.json"))
 served = g["requests"] + g["errors"] + g["warmup_requests"]
-print(f"scenario 3 | gateway p50 {g['latency_us']['p50'] / 1000:.3f} ms for {upstreams} servers' tools; "
-      f"direct p50 {d['latency_us']['p50'] / 1000:.3f} ms for one server's; per server {g['latency_us']['p50'] / upstreams / max(d['latency_us']['p50'], 1):.2f}x direct")
+print(f"scenario 3 | p50 {g['latency_us']['p50'] / 1000:.3f} ms through the gateway (the first page of the "
+      f"{upstreams} servers' tools), {d['latency_us']['p50'] / 1000:.3f} ms straight to one server (its whole list)")
 print(f"scenario 3 | upstream tools/list (fixture /stats): {filled - start} to fill the caches, "
       f"{after - filled} while the gateway served {served} tools/list from them")
 PY
 stop "$GW20_PID"
 
 echo
-echo "== scenario 4: $IDLE_SESSIONS idle downstream sessions"
-RSS_BEFORE="$(rss_kib "$GATEWAY_PID")"
-bench s4-open "$GW/mcp/fx-http" -c "$IDLE_SESSIONS" --requests 0 --warmup 0 --keep-sessions --list "${AUTH[@]}"
+echo "== scenario 4: $IDLE_SESSIONS idle downstream sessions (a fresh gateway)"
+start gateway-idle "$GATEWAY" serve -c "$WORK/gateway.yaml"
+IDLE_PORT=$PORT
+IDLE_PID=$PID
+# One session and call first, so that the upstream connection and the tool cache exist.
+bench s4-warm "http://127.0.0.1:$IDLE_PORT/mcp/fx-http" -c 1 --requests 10 --warmup 0 "${ECHO[@]}" "${AUTH[@]}"
 sleep 1
-RSS_AFTER="$(rss_kib "$GATEWAY_PID")"
-python3 - "$WORK/s4-open.json" "$RSS_BEFORE" "$RSS_AFTER" <<'PY'
+RSS_BEFORE="$(rss_kib "$IDLE_PID")"
+bench s4-open "http://127.0.0.1:$IDLE_PORT/mcp/fx-http" -c "$IDLE_SESSIONS" --requests 0 --warmup 0 --keep-sessions --list "${AUTH[@]}"
+sleep 1
+RSS_AFTER="$(rss_kib "$IDLE_PID")"
+OPEN="$(curl -s --noproxy '*' "http://127.0.0.1:$IDLE_PORT/metrics" | awk '/^litellm_mcp_sessions_open /{print $2}')"
+python3 - "$WORK/s4-open.json" "$RSS_BEFORE" "$RSS_AFTER" "${OPEN:-?}" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); before, after = int(sys.argv[2]), int(sys.argv[3])
+r = json.load(open(sys.argv[1])); before, after, open_now = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 n = r["sessions_ok"]
 print(f"scenario 4 | gateway RSS {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after {n} idle sessions "
-      f"(+{(after - before) / 1024:.1f} MiB, {(after - before) * 1024 / max(n, 1):.0f} bytes each); "
+      f"(+{(after - before) / 1024:.1f} MiB, {(after - before) * 1024 / max(n, 1):.0f} bytes each; /metrics sessions_open {open_now}); "
       f"set up in {r['setup_secs']:.2f} s ({n / max(r['setup_secs'], 1e-9):.0f} sessions/s, 64 at a time)")
 if r["sessions_failed"]:
     print(f"bench.sh: {r['sessions_failed']} sessions failed: {json.dumps(r['errors_by_kind'])}", file=sys.stderr)
     sys.exit(1)
 PY
+stop "$IDLE_PID"
 
 echo
 echo "== scenario 6: start-up to ready with $UPSTREAMS servers ($STARTS starts)"
@@ -327,4 +342,5 @@ print(f"scenario 6 | {sys.argv[1]} servers, median of {len(rows)}: LISTENING {me
 ' "$UPSTREAMS"
 
 echo
+echo "== load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench.sh: done"

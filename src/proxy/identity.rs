@@ -67,15 +67,9 @@ impl KeyRing {
     /// which key (or how much of one) matched.
     fn find(&self, digest: &KeyDigest) -> Option<Identity> {
         use subtle::ConstantTimeEq;
-        let wanted = digest.to_hex();
         let mut found: Option<&ApiKey> = None;
         for key in &self.keys {
-            let equal: bool = key
-                .digest
-                .to_hex()
-                .as_bytes()
-                .ct_eq(wanted.as_bytes())
-                .into();
+            let equal: bool = key.digest.as_bytes().ct_eq(digest.as_bytes()).into();
             if equal && found.is_none() {
                 found = Some(key);
             }
