@@ -34,6 +34,9 @@ max_sessions_per_key: 3
 servers:
   - name: fx
     url: http://127.0.0.1:{port}/mcp
+  - name: fxl
+    url: http://127.0.0.1:{port}/mcp
+    protocol: sessions
   - name: kid
     command: {fixture}
     args: [--stdio]
@@ -960,6 +963,45 @@ async fn list_changes_reach_the_clients_that_can_see_the_server() {
         tokio::time::timeout(Duration::from_millis(500), outsider_stream.recv())
             .await
             .is_err()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_session_gives_up_its_subscriptions() {
+    let gw = Gateway::start("").await;
+    let alice = gw.session("/mcp", "sk-alice").await;
+    let bob = gw.session("/mcp", "sk-bob").await;
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": "mcpgw://fxl/fixture://hello"}});
+    let (_, a) = gw.call("/mcp", "sk-alice", &alice, subscribe.clone()).await;
+    let (_, b) = gw.call("/mcp", "sk-bob", &bob, subscribe).await;
+    assert_eq!(
+        (&a["result"], &b["result"]),
+        (&json!({}), &json!({})),
+        "{a} {b}"
+    );
+    let unsubscribes =
+        || async { common::method_count(&gw._upstream, "resources/unsubscribe").await };
+    let delete = |key: &'static str, session: String| {
+        reqwest::Client::new()
+            .delete(format!("{}/mcp", gw.base))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Mcp-Session-Id", session)
+            .send()
+    };
+    assert_eq!(
+        delete("sk-alice", alice).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(unsubscribes().await, 0, "bob still holds the subscription");
+    assert_eq!(
+        delete("sk-bob", bob).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        unsubscribes().await,
+        1,
+        "the last holder's end unsubscribes upstream"
     );
     gw.stop().await;
 }

@@ -555,6 +555,36 @@ impl McpHandler {
         Ok((server, original))
     }
 
+    /// Gives up subscriptions of a client that is gone (no permission check: it only
+    /// lowers counts, and unsubscribes upstream at the last one).
+    pub async fn release_subscriptions(&self, scope: &Scope, uris: &[String]) {
+        for uri in uris {
+            let Some((server, original)) = self.route_resource(scope, uri) else {
+                continue;
+            };
+            let key = (server.clone(), original.clone());
+            let last = match self.subscriptions.lock() {
+                Ok(mut counts) => match counts.get_mut(&key) {
+                    Some(count) if *count > 1 => {
+                        *count -= 1;
+                        false
+                    }
+                    Some(_) => {
+                        counts.remove(&key);
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            };
+            if let (true, Some(upstream)) = (last, self.gateway.server_now(&server)) {
+                let _ = upstream
+                    .request("resources/unsubscribe", Some(json!({"uri": original})))
+                    .await;
+            }
+        }
+    }
+
     /// `logging/setLevel`: passed to the servers in scope that log. The upstream
     /// sessions are shared, so the face also filters what each client receives by the
     /// level it asked for.

@@ -1020,7 +1020,11 @@ async fn handle_delete(state: AppState, server: Option<String>, headers: HeaderM
             "Bad Request: Mcp-Session-Id header is required",
         );
     };
-    if state.sessions().remove(id, identity.digest.as_ref()) {
+    if let Some(session) = state.sessions().remove(id, identity.digest.as_ref()) {
+        state
+            .handler()
+            .release_subscriptions(&session.scope, &session.subscriptions())
+            .await;
         StatusCode::OK.into_response()
     } else {
         error_response(

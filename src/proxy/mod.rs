@@ -163,8 +163,14 @@ impl AppState {
                     () = cancel.cancelled() => return,
                     _ = tick.tick() => {
                         let reaped = state.sessions().reap();
-                        if reaped > 0 {
-                            tracing::info!(reaped, "closed idle downstream sessions");
+                        if !reaped.is_empty() {
+                            tracing::info!(reaped = reaped.len(), "closed idle downstream sessions");
+                        }
+                        for session in reaped {
+                            state
+                                .handler()
+                                .release_subscriptions(&session.scope, &session.subscriptions())
+                                .await;
                         }
                     }
                 }

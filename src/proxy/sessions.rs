@@ -114,6 +114,14 @@ impl DownstreamSession {
         }
     }
 
+    /// The resources the client subscribed to, as it names them.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.subscribed
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether the client subscribed to this resource.
     pub fn is_subscribed(&self, uri: &str) -> bool {
         self.subscribed.lock().is_ok_and(|s| s.contains(uri))
@@ -261,35 +269,32 @@ impl SessionStore {
         })
     }
 
-    /// Ends a session; returns whether it existed for this owner.
-    pub fn remove(&self, id: &str, owner: Option<&KeyDigest>) -> bool {
-        let Ok(mut sessions) = self.sessions.write() else {
-            return false;
-        };
+    /// Ends a session; returns it when it existed for this owner.
+    pub fn remove(&self, id: &str, owner: Option<&KeyDigest>) -> Option<Arc<DownstreamSession>> {
+        let mut sessions = self.sessions.write().ok()?;
         match sessions.get(id) {
             Some(session) if session.owner.as_ref() == owner => {
                 session.closed.cancel();
-                sessions.remove(id);
-                true
+                sessions.remove(id)
             }
-            _ => false,
+            _ => None,
         }
     }
 
-    /// Ends every session idle for longer than the timeout; returns how many.
-    pub fn reap(&self) -> usize {
+    /// Ends every session idle for longer than the timeout; returns them.
+    pub fn reap(&self) -> Vec<Arc<DownstreamSession>> {
         let Ok(mut sessions) = self.sessions.write() else {
-            return 0;
+            return Vec::new();
         };
-        let before = sessions.len();
-        sessions.retain(|_, session| {
-            let keep = session.idle_for() < self.idle_timeout;
-            if !keep {
-                session.closed.cancel();
-            }
-            keep
-        });
-        before - sessions.len()
+        let idle: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| s.idle_for() >= self.idle_timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        idle.iter()
+            .filter_map(|id| sessions.remove(id))
+            .inspect(|s| s.closed.cancel())
+            .collect()
     }
 
     /// How many sessions are open, connection-bound ones included.
@@ -348,8 +353,8 @@ mod tests {
             SessionError::TooMany
         );
         assert!(store.create(Some(bob), Scope::All, "2025-11-25").is_ok());
-        assert!(!store.remove(&s.id, Some(&bob)));
-        assert!(store.remove(&s.id, alice.as_ref()));
+        assert!(store.remove(&s.id, Some(&bob)).is_none());
+        assert!(store.remove(&s.id, alice.as_ref()).is_some());
         assert!(s.closed.is_cancelled());
         assert_eq!(store.len(), 2);
     }
@@ -379,7 +384,7 @@ mod tests {
         assert!(s.cancel(&serde_json::json!(7)));
         assert!(token.is_cancelled());
         assert!(!s.cancel(&serde_json::json!(8)));
-        assert_eq!(store.reap(), 1);
+        assert_eq!(store.reap().len(), 1);
         assert!(store.is_empty());
     }
 }

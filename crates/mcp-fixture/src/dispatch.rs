@@ -150,6 +150,8 @@ pub async fn request(cx: &Cx, id: Value, method: &str, params: Option<Value>) ->
             Ok(m)
         }
         "resources/read" => read_resource(cx, p),
+        // Session era only: the stateless revision subscribes through subscriptions/listen.
+        "resources/subscribe" | "resources/unsubscribe" if !modern => Ok(Map::new()),
         "prompts/list" => Ok(list_prompts(cx)),
         "prompts/get" => get_prompt(p),
         "logging/setLevel" if !modern => set_level(cx, p),

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 
 /// Methods with a lock-free counter (everything else goes to a locked map).
-const KNOWN: [&str; 16] = [
+const KNOWN: [&str; 17] = [
     "initialize",
     "notifications/initialized",
     "ping",
@@ -28,6 +28,7 @@ const KNOWN: [&str; 16] = [
     "subscriptions/listen",
     "completion/complete",
     "resources/subscribe",
+    "resources/unsubscribe",
 ];
 
 #[derive(Default)]
