@@ -823,8 +823,8 @@ fn json_reply(id: Value, outcome: Outcome, stateless: bool) -> Response {
     (status, Json(reply_body(id, outcome, stateless))).into_response()
 }
 
-/// Metrics for every request, and the audit record of a tool call (who, what, outcome,
-/// duration; never the arguments).
+/// Metrics for every request, and the audit record of a tool call, as every face
+/// records them (a cancelled call counts as `cancelled`).
 fn record(
     state: &AppState,
     identity: &Identity,
@@ -834,30 +834,11 @@ fn record(
     outcome: &Outcome,
     took: Duration,
 ) {
-    let label = if outcome.is_ok() { "ok" } else { "error" };
-    state.metrics().record_request("http", method, label);
-    let (true, Some(name)) = (method == protocol::METHOD_TOOLS_CALL, tool) else {
-        return;
+    let outcome = match outcome {
+        Err(e) if e.code == REQUEST_CANCELLED => None,
+        other => Some(other),
     };
-    let (server, tool) = match scope {
-        Scope::All => state
-            .gateway()
-            .split_qualified_name(name)
-            .unwrap_or(("", name)),
-        Scope::Server(server) => (server.as_str(), name),
-    };
-    let tool_outcome = match outcome {
-        Ok(result) if result.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
-        Ok(_) => "ok",
-        Err(e) if e.code == protocol::INVALID_PARAMS => "unknown",
-        Err(e) if e.code == -32001 => "denied",
-        Err(e) if e.code == -32002 => "timeout",
-        Err(e) if e.code == REQUEST_CANCELLED => "cancelled",
-        Err(_) => "error",
-    };
-    state
-        .metrics()
-        .audit(&identity.name, server, tool, tool_outcome, took);
+    super::duplex::record(state, identity, scope, "http", method, tool, outcome, took);
 }
 
 /// The header rules of the stateless revision over HTTP.
