@@ -404,9 +404,12 @@ async fn old_servers_negotiate_their_version() {
         .await
         .unwrap();
     assert_eq!(sum.structured_content().unwrap()["sum"].as_f64(), Some(3.0));
-    let headers = get_json(&modern.url("/stats")).await["last_headers"].clone();
-    assert_eq!(headers["mcp-method"], "tools/call");
-    assert_eq!(headers["mcp-name"], "add");
+    // The `headers` tool answers with the headers of its own request (the last request
+    // the fixture saw may be the background subscriptions/listen).
+    let seen = gateway.call_tool("s", "headers", json!({})).await.unwrap();
+    let headers: serde_json::Value = serde_json::from_str(&seen.text()).unwrap();
+    assert_eq!(headers["mcp-method"], "tools/call", "{headers}");
+    assert_eq!(headers["mcp-name"], "headers");
     assert_eq!(headers["mcp-protocol-version"], "2026-07-28");
     assert_eq!(method_count(&modern, "initialize").await, 0);
 }
@@ -825,6 +828,22 @@ async fn stateless_servers_announce_changes_through_subscriptions_listen() {
 async fn arguments_marked_x_mcp_header_travel_as_headers() {
     let fixture = ServerProcess::fixture(&[]);
     let gateway = gateway_with(McpServerConfig::new("s", fixture.url("/mcp")), None).await;
+    // Connect, and let the background subscriptions/listen start, so that the last
+    // request the fixture sees is ours.
+    gateway
+        .call_tool("s", "echo", json!({"text": "warm"}))
+        .await
+        .unwrap();
+    let stats_url = fixture.url("/stats");
+    let mut listening = false;
+    for _ in 0..250 {
+        if get_json(&stats_url).await["listen_streams"].as_u64() >= Some(1) {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(listening, "the listen stream opened");
     for region in ["eu-west-1", "zürich"] {
         let routed = gateway
             .call_tool("s", "routed", json!({"region": region}))
