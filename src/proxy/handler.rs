@@ -229,27 +229,14 @@ impl McpHandler {
 
     /// Answers one request (not the handshake, which needs the face's session).
     pub async fn handle(&self, ctx: RequestContext<'_>, method: &str, params: Value) -> Outcome {
-        self.handle_with(ctx, method, params, None).await
+        self.handle_call(ctx, method, params, CallChannels::default())
+            .await
     }
 
-    /// [`McpHandler::handle`], with a channel for the requests an upstream makes during a
-    /// tool call (elicitation, sampling, roots), which the face relays to its client.
-    pub async fn handle_with(
-        &self,
-        ctx: RequestContext<'_>,
-        method: &str,
-        params: Value,
-        asker: Option<mpsc::UnboundedSender<ServerRequest>>,
-    ) -> Outcome {
-        let channels = CallChannels {
-            asker,
-            notifications: None,
-        };
-        self.handle_call(ctx, method, params, channels).await
-    }
-
-    /// [`McpHandler::handle_with`], also relaying the notifications that come with a
-    /// tool call (its log messages) to `channels.notifications`.
+    /// [`McpHandler::handle`], relaying what an upstream sends during a tool call to the
+    /// face: its requests (elicitation, sampling, roots) to `channels.asker`, the
+    /// notifications that come with the call (its log messages) to
+    /// `channels.notifications`.
     pub async fn handle_call(
         &self,
         ctx: RequestContext<'_>,

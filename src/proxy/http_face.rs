@@ -508,7 +508,15 @@ impl PostContext {
                     progress: None,
                 };
                 let result = handler
-                    .handle_with(ctx, protocol::METHOD_TOOLS_CALL, params, Some(asker))
+                    .handle_call(
+                        ctx,
+                        protocol::METHOD_TOOLS_CALL,
+                        params,
+                        CallChannels {
+                            asker: Some(asker),
+                            notifications: None,
+                        },
+                    )
                     .await;
                 let _ = done.send(result);
             });
