@@ -64,7 +64,12 @@ policies:
             node = common::node().display(),
             everything = common::server_everything().display(),
         );
-        let settings = Settings::parse(&yaml, &|_| None).unwrap();
+        Gateway::serve(&yaml, upstream).await
+    }
+
+    /// A gateway on this configuration, whose upstream is `upstream`.
+    async fn serve(yaml: &str, upstream: ServerProcess) -> Gateway {
+        let settings = Settings::parse(yaml, &|_| None).unwrap();
         let gateway = settings.build_gateway().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -1003,5 +1008,93 @@ async fn a_deleted_session_gives_up_its_subscriptions() {
         1,
         "the last holder's end unsubscribes upstream"
     );
+    gw.stop().await;
+}
+
+/// The gateway's own pagination of an aggregated, permission-filtered list: walking the
+/// cursors gives every tool the caller may see exactly once, in server order, and
+/// nothing it may not see.
+#[tokio::test]
+async fn tools_list_pages_cover_exactly_the_visible_tools() {
+    let upstream = ServerProcess::fixture(&["--tools", "150", "--page-size", "40"]);
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+servers:
+  - {{name: a, url: "http://127.0.0.1:{port}/mcp"}}
+  - {{name: b, url: "http://127.0.0.1:{port}/mcp"}}
+  - {{name: c, url: "http://127.0.0.1:{port}/mcp"}}
+api_keys:
+  - {{name: all, key: sk-all}}
+  - {{name: some, key: sk-some}}
+policies:
+  default_level: execute
+  keys:
+    some:
+      default_level: read
+      rules:
+        - {{server: b, tool: "tool_1*", level: deny}}
+        - {{server: c, tool: "tool_*", level: deny}}
+        - {{server: c, tool: echo, level: execute}}
+"#,
+        port = upstream.port
+    );
+    let gw = Gateway::serve(&yaml, upstream).await;
+    let walk = |key: &'static str| {
+        let gw = &gw;
+        async move {
+            let session = gw.session("/mcp", key).await;
+            let (mut names, mut cursor, mut pages) = (Vec::new(), Value::Null, 0);
+            loop {
+                let params = match &cursor {
+                    Value::Null => json!({}),
+                    cursor => json!({"cursor": cursor}),
+                };
+                let (status, body) = gw
+                    .call("/mcp", key, &session, json!({"jsonrpc": "2.0", "id": pages + 1, "method": "tools/list", "params": params}))
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                for tool in body["result"]["tools"].as_array().unwrap() {
+                    assert!(tool["inputSchema"].is_object(), "{tool}");
+                    names.push(tool["name"].as_str().unwrap().to_string());
+                }
+                pages += 1;
+                cursor = body["result"]["nextCursor"].clone();
+                if cursor.is_null() {
+                    break;
+                }
+            }
+            (names, pages)
+        }
+    };
+    let (all, pages) = walk("sk-all").await;
+    // The fixture's own tools plus tool_0..tool_149, on each of three servers.
+    let per_server = all.iter().filter(|n| n.starts_with("a__")).count();
+    assert!(per_server > 150, "{per_server}");
+    assert_eq!(all.len(), 3 * per_server);
+    assert_eq!(pages, all.len().div_ceil(200));
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a tool was listed twice");
+    assert!(all[..per_server].iter().all(|n| n.starts_with("a__")));
+
+    let (some, _) = walk("sk-some").await;
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|n| match n.split_once("__").unwrap() {
+            ("b", tool) => !tool.starts_with("tool_1"),
+            ("c", tool) => !tool.starts_with("tool_"),
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    assert!(expected.len() < all.len() - per_server);
+    assert_eq!(some, expected);
+
+    // A cursor that is not the gateway's is refused.
+    let session = gw.session("/mcp", "sk-all").await;
+    let (_, body) = gw
+        .call("/mcp", "sk-all", &session, json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"cursor": "garbage"}}))
+        .await;
+    assert_eq!(body["error"]["code"], -32602);
     gw.stop().await;
 }

@@ -219,7 +219,7 @@ impl Session {
         let id = format!("gw-{}", self.next_ask);
         self.next_ask += 1;
         let request =
-            json!({"jsonrpc": "2.0", "id": id, "method": ask.method, "params": ask.params});
+            protocol::request_with_id(Value::from(id.as_str()), &ask.method, Some(ask.params));
         self.asked.insert(id, ask.reply);
         let _ = self.outgoing.send(request).await;
     }
@@ -485,7 +485,7 @@ impl Request {
         }
         let reply = match outcome {
             Ok(result) => protocol::response(self.id.clone(), result),
-            Err(error) => json!({"jsonrpc": "2.0", "id": self.id, "error": error.to_value()}),
+            Err(error) => protocol::error_reply(self.id.clone(), error.to_value()),
         };
         let _ = self.outgoing.send(reply).await;
         subscription

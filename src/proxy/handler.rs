@@ -182,10 +182,15 @@ impl McpHandler {
             .server_now(server)
             .and_then(|s| s.cached_tools())
         {
-            Some(snapshot) => snapshot
-                .tools()
-                .iter()
-                .any(|t| self.level(identity, server, &t.name) >= PermissionLevel::Read),
+            Some(snapshot) => {
+                let permissions =
+                    self.permissions
+                        .for_server(identity.digest.as_ref(), &identity.caller, server);
+                snapshot
+                    .tools()
+                    .iter()
+                    .any(|t| permissions.level(&t.name) >= PermissionLevel::Read)
+            }
             None => true,
         }
     }
@@ -285,7 +290,6 @@ impl McpHandler {
     }
 
     async fn list_tools(&self, ctx: &RequestContext<'_>, params: &Value) -> Outcome {
-        let mut tools = Vec::new();
         let servers = self.servers_in(ctx.scope);
         let lists = futures::future::join_all(servers.iter().map(|name| async move {
             match self.gateway.server_now(name) {
@@ -294,20 +298,39 @@ impl McpHandler {
             }
         }))
         .await;
-        for (server, snapshot) in lists {
+        // One page of the visible tools, in server order; each tool's JSON was made
+        // once per cached snapshot, and only the page's tools are copied.
+        let start = page_start(params)?;
+        let end = start.saturating_add(PAGE_SIZE);
+        let (mut visible, mut page) = (0, Vec::new());
+        'servers: for (server, snapshot) in lists {
             let Some(snapshot) = snapshot else { continue };
-            for tool in snapshot.tools() {
-                if self.level(ctx.identity, server, &tool.name) < PermissionLevel::Read {
+            let permissions = self.permissions.for_server(
+                ctx.identity.digest.as_ref(),
+                &ctx.identity.caller,
+                server,
+            );
+            for (tool, json) in snapshot.tools().iter().zip(snapshot.tools_json()) {
+                if permissions.level(&tool.name) < PermissionLevel::Read {
                     continue;
                 }
-                let mut value = serde_json::to_value(tool).unwrap_or(Value::Null);
-                if *ctx.scope == Scope::All {
-                    value["name"] = Value::from(self.gateway.qualified_name(server, &tool.name));
+                if visible == end {
+                    // One more than the page: there is a next page.
+                    visible += 1;
+                    break 'servers;
                 }
-                tools.push(value);
+                if visible >= start {
+                    let mut value = json.clone();
+                    if *ctx.scope == Scope::All {
+                        value["name"] =
+                            Value::from(self.gateway.qualified_name(server, &tool.name));
+                    }
+                    page.push(value);
+                }
+                visible += 1;
             }
         }
-        paginate(tools, params, "tools")
+        Ok(page_result(page, "tools", end, visible))
     }
 
     /// Splits a client's tool or prompt name into (server, name) for the scope.
@@ -746,23 +769,33 @@ async fn fetch_all(server: &McpServer, method: &str, field: &str) -> Result<Vec<
 
 /// One page of `items` as `{<field>: [...], nextCursor?}`. The cursor is the gateway's
 /// own: an opaque encoding of the offset.
-fn paginate(items: Vec<Value>, params: &Value, field: &str) -> Outcome {
-    let start = match params.get("cursor").and_then(Value::as_str) {
-        None => 0,
-        Some(cursor) => decode_cursor(cursor)
-            .ok_or_else(|| ClientError::new(INVALID_PARAMS, "Invalid cursor"))?,
-    };
-    let end = start.saturating_add(PAGE_SIZE).min(items.len());
-    let page: Vec<Value> = items
-        .get(start..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+fn paginate(mut items: Vec<Value>, params: &Value, field: &str) -> Outcome {
+    let start = page_start(params)?;
+    let end = start.saturating_add(PAGE_SIZE);
+    let total = items.len();
+    items.truncate(end);
+    let page = items.split_off(start.min(items.len()));
+    Ok(page_result(page, field, end, total))
+}
+
+/// Where the page the client asks for starts (its cursor decoded; 0 without one).
+fn page_start(params: &Value) -> Result<usize, ClientError> {
+    match params.get("cursor").and_then(Value::as_str) {
+        None => Ok(0),
+        Some(cursor) => {
+            decode_cursor(cursor).ok_or_else(|| ClientError::new(INVALID_PARAMS, "Invalid cursor"))
+        }
+    }
+}
+
+/// A page that ends at offset `end` of `total` items, with a cursor when more follow.
+fn page_result(page: Vec<Value>, field: &str, end: usize, total: usize) -> Value {
     let mut result = Map::new();
     result.insert(field.to_string(), Value::Array(page));
-    if end < items.len() {
+    if end < total {
         result.insert("nextCursor".into(), Value::from(encode_cursor(end)));
     }
-    Ok(Value::Object(result))
+    Value::Object(result)
 }
 
 fn encode_cursor(offset: usize) -> String {

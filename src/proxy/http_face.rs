@@ -95,7 +95,7 @@ fn error_response(status: StatusCode, id: Value, code: i64, message: &str) -> Re
 }
 
 fn error_with_data(status: StatusCode, id: Value, error: &ClientError) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()});
+    let body = protocol::error_reply(id, error.to_value());
     (status, Json(body)).into_response()
 }
 
@@ -759,9 +759,11 @@ impl Events {
     fn request_message(&self, request: ServerRequest) -> Option<Value> {
         let session = self.session.as_ref()?;
         let id = session.ask(request.reply);
-        Some(
-            json!({"jsonrpc": "2.0", "id": id, "method": request.method, "params": request.params}),
-        )
+        Some(protocol::request_with_id(
+            Value::from(id),
+            &request.method,
+            Some(request.params),
+        ))
     }
 }
 
@@ -818,7 +820,7 @@ fn reply_body(id: Value, outcome: Outcome, stateless: bool) -> Value {
             }
             protocol::response(id, result)
         }
-        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()}),
+        Err(error) => protocol::error_reply(id, error.to_value()),
     }
 }
 

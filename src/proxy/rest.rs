@@ -408,7 +408,12 @@ async fn call_tool(
     };
     let result = state
         .handler()
-        .handle(ctx, method, json!({"name": name, "arguments": arguments}))
+        .handle(ctx, method, {
+            let mut params = serde_json::Map::with_capacity(2);
+            params.insert("name".into(), Value::from(name.as_str()));
+            params.insert("arguments".into(), arguments);
+            Value::Object(params)
+        })
         .await
         .map_err(RestError::from);
     let took = started.elapsed();

@@ -114,23 +114,96 @@ pub struct PermissionPolicy {
 impl PermissionPolicy {
     /// The level this policy gives for a tool (see the module docs).
     pub fn decide(&self, server: &str, tool: &str) -> PermissionLevel {
-        let mut best: Option<(&PermissionRule, (Specificity, Specificity))> = None;
-        for rule in self.rules.iter().filter(|r| r.matches(server, tool)) {
-            if rule.level == PermissionLevel::Deny {
-                return PermissionLevel::Deny;
-            }
-            let specificity = rule.specificity();
-            best = match best {
-                Some((current, current_spec))
-                    if current_spec > specificity
-                        || (current_spec == specificity && current.level <= rule.level) =>
-                {
-                    Some((current, current_spec))
-                }
-                _ => Some((rule, specificity)),
-            };
+        decide_among(
+            self.rules.iter().filter(|r| r.matches(server, tool)),
+            self.default_level,
+        )
+    }
+
+    /// The policy's rules for one server, ready to decide many of its tools.
+    fn for_server(&self, server: &str) -> ServerPolicy<'_> {
+        ServerPolicy {
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| glob_match(&r.server, server))
+                .collect(),
+            default_level: self.default_level,
         }
-        best.map_or(self.default_level, |(rule, _)| rule.level)
+    }
+}
+
+/// The decision among the rules that match a tool (see the module docs).
+fn decide_among<'r>(
+    matching: impl Iterator<Item = &'r PermissionRule>,
+    default_level: PermissionLevel,
+) -> PermissionLevel {
+    let mut best: Option<(&PermissionRule, (Specificity, Specificity))> = None;
+    for rule in matching {
+        if rule.level == PermissionLevel::Deny {
+            return PermissionLevel::Deny;
+        }
+        let specificity = rule.specificity();
+        best = match best {
+            Some((current, current_spec))
+                if current_spec > specificity
+                    || (current_spec == specificity && current.level <= rule.level) =>
+            {
+                Some((current, current_spec))
+            }
+            _ => Some((rule, specificity)),
+        };
+    }
+    best.map_or(default_level, |(rule, _)| rule.level)
+}
+
+/// A policy's rules whose server pattern matches one server.
+#[derive(Debug)]
+struct ServerPolicy<'p> {
+    rules: Vec<&'p PermissionRule>,
+    default_level: PermissionLevel,
+}
+
+impl ServerPolicy<'_> {
+    fn decide(&self, tool: &str) -> PermissionLevel {
+        decide_among(
+            self.rules
+                .iter()
+                .copied()
+                .filter(|r| glob_match(&r.tool, tool)),
+            self.default_level,
+        )
+    }
+}
+
+/// One caller's permissions on one server: the policies that apply, with only the rules
+/// for that server, so that deciding many tools (a `tools/list`) matches each tool
+/// against a few rules rather than against every rule of the policies.
+#[derive(Debug)]
+pub struct ServerPermissions<'p> {
+    key: Option<ServerPolicy<'p>>,
+    team: Option<ServerPolicy<'p>>,
+    organization: Option<ServerPolicy<'p>>,
+    default_level: PermissionLevel,
+}
+
+impl ServerPermissions<'_> {
+    /// The caller's level for a tool of the server; the same as
+    /// [`PermissionManager::resolve`] gives.
+    pub fn level(&self, tool: &str) -> PermissionLevel {
+        let team_level = self.team.as_ref().map(|p| p.decide(tool));
+        let organization_level = self.organization.as_ref().map(|p| p.decide(tool));
+        let own = self
+            .key
+            .as_ref()
+            .map(|p| p.decide(tool))
+            .or(team_level)
+            .or(organization_level)
+            .unwrap_or(self.default_level);
+        [team_level, organization_level]
+            .into_iter()
+            .flatten()
+            .fold(own, PermissionLevel::min)
     }
 }
 
@@ -331,15 +404,9 @@ impl PermissionManager {
         server: &str,
         tool: &str,
     ) -> PermissionLevel {
-        let team_level = caller
-            .team
-            .as_deref()
-            .and_then(|t| self.team_policies.get(t))
-            .map(|p| p.decide(server, tool));
-        let organization_level = caller
-            .organization
-            .as_deref()
-            .and_then(|o| self.organization_policies.get(o))
+        let team_level = self.team_policy(caller).map(|p| p.decide(server, tool));
+        let organization_level = self
+            .organization_policy(caller)
             .map(|p| p.decide(server, tool));
         let own = key_policy
             .map(|p| p.decide(server, tool))
@@ -350,6 +417,41 @@ impl PermissionManager {
             .into_iter()
             .flatten()
             .fold(own, PermissionLevel::min)
+    }
+
+    fn team_policy(&self, caller: &Caller) -> Option<&PermissionPolicy> {
+        caller
+            .team
+            .as_deref()
+            .and_then(|t| self.team_policies.get(t))
+    }
+
+    fn organization_policy(&self, caller: &Caller) -> Option<&PermissionPolicy> {
+        caller
+            .organization
+            .as_deref()
+            .and_then(|o| self.organization_policies.get(o))
+    }
+
+    /// The caller's permissions on one server, for deciding many of its tools at once
+    /// (the caller's key digest already computed, as in
+    /// [`PermissionManager::resolve_digest`]).
+    pub fn for_server(
+        &self,
+        digest: Option<&KeyDigest>,
+        caller: &Caller,
+        server: &str,
+    ) -> ServerPermissions<'_> {
+        ServerPermissions {
+            key: digest
+                .and_then(|d| self.key_policies.get(d))
+                .map(|p| p.for_server(server)),
+            team: self.team_policy(caller).map(|p| p.for_server(server)),
+            organization: self
+                .organization_policy(caller)
+                .map(|p| p.for_server(server)),
+            default_level: self.default_level,
+        }
     }
 }
 
@@ -520,6 +622,53 @@ mod tests {
         assert_eq!(manager.resolve(&plain, "fs", "x"), Read);
         assert!(!manager.check_access(&plain, "db", "query", Execute));
         assert!(manager.check_access(&plain, "db", "query", Read));
+    }
+
+    #[test]
+    fn a_server_view_decides_as_resolve_does() {
+        let mut manager = PermissionManager::new();
+        manager.set_default_level(Read);
+        let rules = vec![
+            PermissionRule::new("fs", "read_*", Execute),
+            PermissionRule::new("fs*", "write_file", Admin),
+            PermissionRule::new("*", "delete_*", Deny),
+            PermissionRule::new("db", "*", Execute),
+            PermissionRule::new("d*", "query", Read),
+        ];
+        let policy = |name: &str, default_level| PermissionPolicy {
+            name: name.into(),
+            default_level,
+            rules: rules.clone(),
+        };
+        manager.set_key_policy("sk-a", policy("a", Deny));
+        manager.set_team_policy("t", policy("t", Execute));
+        manager.set_organization_policy("o", policy("o", Admin));
+        let callers = [
+            Caller::default(),
+            Caller::key("sk-a"),
+            Caller::key("sk-a").in_team("t"),
+            Caller::key("sk-b").in_team("t").in_organization("o"),
+            Caller::key("sk-a").in_organization("o"),
+        ];
+        let tools = ["read_file", "write_file", "delete_x", "query", "other", ""];
+        let mut levels = std::collections::BTreeSet::new();
+        for caller in &callers {
+            let digest = caller.api_key.as_deref().map(KeyDigest::of);
+            for server in ["fs", "fs2", "db", "dx", "web"] {
+                let view = manager.for_server(digest.as_ref(), caller, server);
+                for tool in tools {
+                    let level = view.level(tool);
+                    assert_eq!(
+                        level,
+                        manager.resolve(caller, server, tool),
+                        "{caller:?} {server} {tool}"
+                    );
+                    levels.insert(level);
+                }
+            }
+        }
+        // The cases cover every level.
+        assert_eq!(levels.len(), 4);
     }
 
     #[test]

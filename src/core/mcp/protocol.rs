@@ -163,11 +163,20 @@ impl Incoming {
     }
 }
 
+// The builders below move their values into place: `json!` would serialize an
+// interpolated `Value` into a fresh copy, which for a large result (a page of tools)
+// costs as much as sending it.
+
 /// A request to send: `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`.
 pub fn request(id: u64, method: &str, params: Option<Value>) -> Value {
+    request_with_id(Value::from(id), method, params)
+}
+
+/// A request to send under an id of any JSON type.
+pub fn request_with_id(id: Value, method: &str, params: Option<Value>) -> Value {
     let mut object = Map::with_capacity(4);
     object.insert("jsonrpc".into(), Value::from("2.0"));
-    object.insert("id".into(), Value::from(id));
+    object.insert("id".into(), id);
     object.insert("method".into(), Value::from(method));
     if let Some(params) = params {
         object.insert("params".into(), params);
@@ -188,7 +197,20 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
 
 /// A successful response to a peer's request.
 pub fn response(id: Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+    reply(id, "result", result)
+}
+
+/// An error response whose error object is already built.
+pub fn error_reply(id: Value, error: Value) -> Value {
+    reply(id, "error", error)
+}
+
+fn reply(id: Value, field: &str, value: Value) -> Value {
+    let mut object = Map::with_capacity(3);
+    object.insert("jsonrpc".into(), Value::from("2.0"));
+    object.insert("id".into(), id);
+    object.insert(field.into(), value);
+    Value::Object(object)
 }
 
 /// An error response to a peer's request.

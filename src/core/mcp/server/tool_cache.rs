@@ -20,6 +20,7 @@ pub struct ToolSnapshot {
     tools: Vec<Tool>,
     index: HashMap<String, usize>,
     validators: Vec<OnceLock<ArgumentValidator>>,
+    json: OnceLock<Vec<serde_json::Value>>,
     generation: u64,
     fetched_at: Instant,
     ttl: Duration,
@@ -34,6 +35,18 @@ impl ToolSnapshot {
     /// A tool by name.
     pub fn get(&self, name: &str) -> Option<&Tool> {
         self.index.get(name).and_then(|&i| self.tools.get(i))
+    }
+
+    /// The tools as JSON, in the server's order: converted once per snapshot, so that
+    /// answering `tools/list` from the cache copies values rather than serializing
+    /// every tool again.
+    pub fn tools_json(&self) -> &[serde_json::Value] {
+        self.json.get_or_init(|| {
+            self.tools
+                .iter()
+                .map(|tool| serde_json::to_value(tool).unwrap_or(serde_json::Value::Null))
+                .collect()
+        })
     }
 
     /// The validator of a tool, compiled on first use.
@@ -112,6 +125,7 @@ impl ToolCache {
             tools,
             index,
             validators,
+            json: OnceLock::new(),
             generation,
             fetched_at: Instant::now(),
             ttl: server_ttl.unwrap_or(self.default_ttl),
