@@ -15,9 +15,11 @@
 #   3  tools/list through /mcp over 20 upstreams of 50 tools (cached): p50, and the
 #      upstream tools/list count from the fixture's /stats while the cache is fresh
 #   4  10,000 idle downstream sessions: the gateway's RSS before and after
+#   5  scenario 3 for a key whose policy has 100 rules: p50 next to scenario 3's
 #   6  start-up to ready with 20 servers: LISTENING, /ready, first aggregated tools/list
 #
-# Environment: BENCH_PROFILE (cargo profile to build and run, default release).
+# Environment: BENCH_PROFILE (cargo profile to build and run, default release);
+# BENCH_SCENARIOS (which to run, default "1 2 3 4 5 6"; 5 runs with 3).
 # Needs python3 (the report's arithmetic). Exit status 0 only when every run had no
 # request errors; the figures themselves are never pass/fail.
 set -euo pipefail
@@ -28,7 +30,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$arg' (use --quick)" >&2; exit 2 ;;
     esac
 done
@@ -43,6 +45,8 @@ else
     IDLE_SESSIONS=10000
     STARTS=5
 fi
+SCENARIOS=" ${BENCH_SCENARIOS:-1 2 3 4 5 6} "
+wanted() { [[ $SCENARIOS == *" $1 "* ]]; }
 CONCURRENCY=(1 32)
 UPSTREAMS=20
 TOOLS_PER_UPSTREAM=50
@@ -224,6 +228,7 @@ GATEWAY_PID=$PID
 GW="http://127.0.0.1:$GATEWAY_PORT"
 FX="http://127.0.0.1:$FIXTURE_PORT"
 
+if wanted 1; then
 echo
 echo "== scenario 1: tools/call echo (1 KiB text), HTTP upstream"
 for c in "${CONCURRENCY[@]}"; do
@@ -235,6 +240,9 @@ for c in "${CONCURRENCY[@]}"; do
     row 1 http "$c" "gateway  /mcp fx-http__echo" s1-all-$c s1-direct-$c
 done
 
+fi
+
+if wanted 2; then
 echo
 echo "== scenario 2: tools/call echo (1 KiB text), stdio and WebSocket upstreams"
 for c in "${CONCURRENCY[@]}"; do
@@ -252,20 +260,45 @@ for c in "${CONCURRENCY[@]}"; do
     row 2 websocket "$c" "gateway  /ws/fx-ws (WS face)" s2-ws-face-$c s2-ws-direct-$c
 done
 
-echo
-echo "== scenario 3: tools/list through /mcp, $UPSTREAMS upstreams x $TOOLS_PER_UPSTREAM tools, cached"
-start fixture-tools "$FIXTURE" --port 0 --tools "$TOOLS_PER_UPSTREAM" --ttl-ms 600000
-TOOLS_PORT=$PORT
-TOOLS_PID=$PID
+fi
+
+# The 20-server config of scenarios 3, 5 and 6. The key `filtered` (scenario 5) has a
+# policy of 100 rules: per server, 4 of its own (deny, read, execute, deny by pattern),
+# and 20 more that name one tool on every server.
+FILTER_KEY="sk-filtered-$RANDOM$RANDOM"
+export BENCH_FILTER_KEY="$FILTER_KEY"
 {
     echo "listen: 127.0.0.1:0"
     echo "servers:"
     for i in $(seq -w 1 "$UPSTREAMS"); do
-        echo "  - {name: up$i, url: \"http://127.0.0.1:$TOOLS_PORT/mcp\"}"
+        echo "  - {name: up$i, url: \"http://127.0.0.1:\${TOOLS_PORT}/mcp\"}"
     done
     echo "api_keys:"
     echo "  - {name: bench, key: \"\${BENCH_KEY}\"}"
+    echo "  - {name: filtered, key: \"\${BENCH_FILTER_KEY}\"}"
+    echo "policies:"
+    echo "  default_level: execute"
+    echo "  keys:"
+    echo "    filtered:"
+    echo "      default_level: read"
+    echo "      rules:"
+    for i in $(seq -w 1 "$UPSTREAMS"); do
+        echo "        - {server: up$i, tool: \"tool_1*\", level: deny}"
+        echo "        - {server: up$i, tool: \"tool_2*\", level: read}"
+        echo "        - {server: up$i, tool: \"echo\", level: execute}"
+        echo "        - {server: up$i, tool: \"*_4*\", level: deny}"
+        echo "        - {server: \"up*\", tool: \"tool_$((10#$i + 29))\", level: execute}"
+    done
 } >"$WORK/gateway-20.yaml"
+if wanted 3 || wanted 5 || wanted 6; then
+    start fixture-tools "$FIXTURE" --port 0 --tools "$TOOLS_PER_UPSTREAM" --ttl-ms 600000
+    export TOOLS_PORT=$PORT
+    TOOLS_PID=$PID
+fi
+
+if wanted 3 || wanted 5; then
+echo
+echo "== scenario 3: tools/list through /mcp, $UPSTREAMS upstreams x $TOOLS_PER_UPSTREAM tools, cached"
 start gateway-20 "$GATEWAY" serve -c "$WORK/gateway-20.yaml"
 GW20="http://127.0.0.1:$PORT"
 GW20_PID=$PID
@@ -287,8 +320,18 @@ print(f"scenario 3 | p50 {g['latency_us']['p50'] / 1000:.3f} ms through the gate
 print(f"scenario 3 | upstream tools/list (fixture /stats): {filled - start} to fill the caches, "
       f"{after - filled} while the gateway served {served} tools/list from them")
 PY
+if wanted 5; then
+    echo
+    echo "== scenario 5: scenario 3 for a key whose policy has 100 rules"
+    measured gateway "$GW20_PID" s5-filtered "$GW20/mcp" -c 1 "${RUN[@]}" --list --header "Authorization: Bearer $FILTER_KEY"
+    measured gateway "$GW20_PID" s5-plain "$GW20/mcp" -c 1 "${RUN[@]}" --list "${AUTH[@]}"
+    row 5 http 1 "gateway  no rules (again)" s5-plain
+    row 5 http 1 "gateway  100 rules" s5-filtered s5-plain
+fi
 stop "$GW20_PID"
+fi
 
+if wanted 4; then
 echo
 echo "== scenario 4: $IDLE_SESSIONS idle downstream sessions (a fresh gateway)"
 start gateway-idle "$GATEWAY" serve -c "$WORK/gateway.yaml"
@@ -315,6 +358,9 @@ if r["sessions_failed"]:
 PY
 stop "$IDLE_PID"
 
+fi
+
+if wanted 6; then
 echo
 echo "== scenario 6: start-up to ready with $UPSTREAMS servers ($STARTS starts)"
 STARTUP=()
@@ -340,6 +386,8 @@ rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
 med = [statistics.median(c) / 1000 for c in zip(*rows)]
 print(f"scenario 6 | {sys.argv[1]} servers, median of {len(rows)}: LISTENING {med[0]:.1f} ms, /ready 200 {med[1]:.1f} ms, first /mcp tools/list answered {med[2]:.1f} ms (from spawn)")
 ' "$UPSTREAMS"
+
+fi
 
 echo
 echo "== load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -16,6 +16,11 @@ use litellm_rs::core::mcp::McpGateway;
 use litellm_rs::proxy::{self, AppState};
 use litellm_rs::settings::Settings;
 
+/// mimalloc: glibc's allocator showed as about 12% of the gateway's CPU under load, with
+/// its arena locks contended between worker threads (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "litellm-mcp",
@@ -78,14 +83,23 @@ enum Command {
 }
 
 /// Logs go to stderr: stdout is protocol (`stdio`), JSON (`tools`, `call`) or the
-/// `LISTENING <port>` line (`serve`).
-fn init_logging() {
+/// `LISTENING <port>` line (`serve`). A writer thread does the writing, so that a
+/// request (and its audit line) never waits on a slow terminal or pipe; when its queue
+/// is full, loggers wait rather than lines being dropped. Lines still queued are
+/// written when the returned guard is dropped.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("litellm-mcp-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer)
         .init();
+    guard
 }
 
 fn load(config: &Config) -> anyhow::Result<Settings> {
@@ -148,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             println!("sha256:{}", KeyDigest::of(key).to_hex());
         }
         Command::Serve { config, grace_secs } => {
-            init_logging();
+            let _logging = init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -166,14 +180,14 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Stdio { config } => {
-            init_logging();
+            let _logging = init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let state = AppState::new(gateway, &settings);
             proxy::stdio_face::serve(state, tokio::io::stdin(), tokio::io::stdout()).await?;
         }
         Command::Tools { config } => {
-            init_logging();
+            let _logging = init_logging();
             let settings = load(&config)?;
             let gateway = gateway(&settings).await?;
             let discovery = gateway.discover_tools().await;
@@ -205,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
             tool,
             arguments,
         } => {
-            init_logging();
+            let _logging = init_logging();
             let arguments: serde_json::Value =
                 serde_json::from_str(&arguments).context("the arguments are not JSON")?;
             let settings = load(&config)?;
