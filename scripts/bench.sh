@@ -8,7 +8,8 @@
 #
 # Scenarios (every server on 127.0.0.1; every process started here is stopped on exit):
 #   1  tools/call echo with a 1 KiB `text`, 1 and 32 client sessions: the gateway's
-#      /mcp/<server> and /mcp (aggregated name) over an HTTP upstream vs the fixture's /mcp
+#      /mcp/<server> and /mcp (aggregated name) over an HTTP upstream vs the fixture's /mcp;
+#      also a plain HTTP relay (`mcp-fixture --relay`, no MCP), the floor of any gateway
 #   2  the same over the gateway's stdio and WebSocket upstreams vs the fixture over
 #      stdio (a process per session) and /ws; also WebSocket end to end (the gateway's
 #      /ws/<server> face over the WebSocket upstream)
@@ -30,7 +31,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$arg' (use --quick)" >&2; exit 2 ;;
     esac
 done
@@ -227,15 +228,22 @@ GATEWAY_PORT=$PORT
 GATEWAY_PID=$PID
 GW="http://127.0.0.1:$GATEWAY_PORT"
 FX="http://127.0.0.1:$FIXTURE_PORT"
+# The floor: a plain HTTP relay (hyper server, reqwest client, no MCP) in front of the
+# fixture. What it costs, any HTTP gateway on this machine costs at least.
+start relay "$FIXTURE" --port 0 --relay "$FX/mcp"
+RELAY="http://127.0.0.1:$PORT"
+RELAY_PID=$PID
 
 if wanted 1; then
 echo
 echo "== scenario 1: tools/call echo (1 KiB text), HTTP upstream"
 for c in "${CONCURRENCY[@]}"; do
     measured fixture "$FIXTURE_PID" s1-direct-$c "$FX/mcp" -c "$c" "${RUN[@]}" "${ECHO[@]}"
+    measured relay "$RELAY_PID" s1-relay-$c "$RELAY/mcp" -c "$c" "${RUN[@]}" "${ECHO[@]}"
     measured gateway "$GATEWAY_PID" s1-server-$c "$GW/mcp/fx-http" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
     measured gateway "$GATEWAY_PID" s1-all-$c "$GW/mcp" -c "$c" "${RUN[@]}" --tool fx-http__echo --args "{\"text\":\"$TEXT\"}" "${AUTH[@]}"
     row 1 http "$c" "direct   fixture /mcp" s1-direct-$c
+    row 1 http "$c" "floor    plain HTTP relay" s1-relay-$c s1-direct-$c
     row 1 http "$c" "gateway  /mcp/fx-http" s1-server-$c s1-direct-$c
     row 1 http "$c" "gateway  /mcp fx-http__echo" s1-all-$c s1-direct-$c
 done

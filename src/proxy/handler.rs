@@ -249,20 +249,25 @@ impl McpHandler {
         params: Value,
         channels: CallChannels,
     ) -> Outcome {
+        // Each method's future is boxed: the largest arm would otherwise set the size
+        // of every request's future, and moving that copies it (docs/benchmarks.md).
         match method {
             protocol::METHOD_PING => Ok(json!({})),
-            protocol::METHOD_TOOLS_LIST => self.list_tools(&ctx, &params).await,
-            protocol::METHOD_TOOLS_CALL => self.call_tool(ctx, params, channels).await,
-            "resources/list" => self.list_items(&ctx, &params, Kind::Resources).await,
-            "resources/templates/list" => self.list_items(&ctx, &params, Kind::Templates).await,
-            "prompts/list" => self.list_items(&ctx, &params, Kind::Prompts).await,
-            "resources/read" => self.read_resource(&ctx, params).await,
-            "prompts/get" => self.get_prompt(&ctx, params).await,
-            "logging/setLevel" => self.set_level(&ctx, params).await,
-            "completion/complete" => self.complete(&ctx, params).await,
-            "resources/subscribe" => self.subscribe(&ctx, &params, true).await.map(|_| json!({})),
-            "resources/unsubscribe" => self
-                .subscribe(&ctx, &params, false)
+            protocol::METHOD_TOOLS_LIST => Box::pin(self.list_tools(&ctx, &params)).await,
+            protocol::METHOD_TOOLS_CALL => Box::pin(self.call_tool(ctx, params, channels)).await,
+            "resources/list" => Box::pin(self.list_items(&ctx, &params, Kind::Resources)).await,
+            "resources/templates/list" => {
+                Box::pin(self.list_items(&ctx, &params, Kind::Templates)).await
+            }
+            "prompts/list" => Box::pin(self.list_items(&ctx, &params, Kind::Prompts)).await,
+            "resources/read" => Box::pin(self.read_resource(&ctx, params)).await,
+            "prompts/get" => Box::pin(self.get_prompt(&ctx, params)).await,
+            "logging/setLevel" => Box::pin(self.set_level(&ctx, params)).await,
+            "completion/complete" => Box::pin(self.complete(&ctx, params)).await,
+            "resources/subscribe" => Box::pin(self.subscribe(&ctx, &params, true))
+                .await
+                .map(|_| json!({})),
+            "resources/unsubscribe" => Box::pin(self.subscribe(&ctx, &params, false))
                 .await
                 .map(|_| json!({})),
             other => Err(ClientError::new(

@@ -12,6 +12,7 @@ mod framing;
 mod http;
 mod oauth;
 mod protocol;
+mod relay;
 mod rpc;
 mod run;
 mod scope;
@@ -30,6 +31,11 @@ use clap::Parser;
 
 use crate::app::{App, Config};
 use crate::protocol::EraMode;
+
+/// The gateway's allocator, so that a baseline measured against the fixture is not
+/// slowed by glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An MCP test server: faults, slowness, WebSocket edge cases, OAuth and raw speed.
 #[derive(Parser, Debug)]
@@ -77,6 +83,9 @@ struct Args {
     /// `ttlMs` cache hint on modern list results, in milliseconds.
     #[arg(long, default_value_t = 0)]
     ttl_ms: u64,
+    /// Be a plain HTTP relay to this URL instead of an MCP server (benchmarks' floor).
+    #[arg(long, value_name = "URL")]
+    relay: Option<String>,
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -137,7 +146,11 @@ fn main() -> ExitCode {
         // Don't wait for the blocking stdin reader thread.
         std::process::exit(code);
     }
-    match runtime.block_on(server::run(app, args.port)) {
+    let served = match args.relay {
+        Some(target) => runtime.block_on(relay::run(target, args.port)),
+        None => runtime.block_on(server::run(app, args.port)),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-fixture: {e}");

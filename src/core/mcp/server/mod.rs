@@ -346,9 +346,17 @@ impl McpServer {
             Freshness::Fresh => self.inner.tools.fresh(),
             Freshness::Any => self.inner.tools.any(),
         };
-        if let Some(snapshot) = acceptable() {
-            return Ok(snapshot);
+        match acceptable() {
+            Some(snapshot) => Ok(snapshot),
+            None => Box::pin(self.refresh_tools(acceptable)).await,
         }
+    }
+
+    /// Fetches the tool list, unless another caller's fetch made an acceptable one.
+    async fn refresh_tools(
+        &self,
+        acceptable: impl Fn() -> Option<Arc<ToolSnapshot>>,
+    ) -> McpResult<Arc<ToolSnapshot>> {
         let _leader = self.inner.tools.refresh.lock().await;
         if let Some(snapshot) = acceptable() {
             return Ok(snapshot);
@@ -705,9 +713,12 @@ impl McpServer {
         let mut attempt = 1;
         let mut renewed = false;
         loop {
+            // Boxed, as are the slow paths below: a call's future holds only what
+            // the steady state needs, so moving it does not copy kilobytes
+            // (docs/benchmarks.md).
             let outcome = tokio::time::timeout_at(
                 deadline,
-                self.attempt(method, params.clone(), &extras, deadline),
+                Box::pin(self.attempt(method, params.clone(), &extras, deadline)),
             )
             .await
             .unwrap_or_else(|_| Err(Attempt::Failed(self.timeout_error(method))));
@@ -808,9 +819,15 @@ impl McpServer {
 
     /// The live session, connecting (once, for all waiting callers) when there is none.
     async fn session(&self, deadline: Instant) -> McpResult<Arc<Session>> {
-        if let Some(session) = self.live_session() {
-            return Ok(session);
+        match self.live_session() {
+            Some(session) => Ok(session),
+            None => Box::pin(self.open_shared_session(deadline)).await,
         }
+    }
+
+    /// Opens the shared session, once for all waiting callers, with backoff after
+    /// failures.
+    async fn open_shared_session(&self, deadline: Instant) -> McpResult<Arc<Session>> {
         let mut backoff = self.inner.connect.lock().await;
         if let Some(session) = self.live_session() {
             return Ok(session);
