@@ -93,7 +93,9 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("litellm-mcp-log")
-        .finish(std::io::stderr());
+        // Buffered: the writer thread flushes whenever its queue is empty, so under load
+        // many lines go out in one write.
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
