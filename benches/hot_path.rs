@@ -107,6 +107,15 @@ fn permissions(c: &mut Criterion) {
             )
         })
     });
+    // What `tools/list` does per server: the view once, then one decision per tool.
+    let view = manager.for_server(Some(&digest), &caller, "github");
+    assert_eq!(view.level("create_issue"), PermissionLevel::Execute);
+    c.bench_function("permissions/server_view_100_rules", |b| {
+        b.iter(|| manager.for_server(Some(black_box(&digest)), black_box(&caller), "github"))
+    });
+    c.bench_function("permissions/server_view_level", |b| {
+        b.iter(|| view.level(black_box("create_issue")))
+    });
 }
 
 fn weather_tool() -> Tool {

@@ -553,7 +553,7 @@ impl PostContext {
         method: String,
         params: Value,
         session: Option<std::sync::Arc<DownstreamSession>>,
-        cancel: Option<tokio_util::sync::CancellationToken>,
+        cancel: Option<super::sessions::InFlight>,
     ) -> Response {
         let stateless = session.is_none();
         let sse = accepts_sse(&self.headers);
@@ -622,19 +622,16 @@ impl PostContext {
             );
             outcome
         };
-        let in_flight = session.clone().map(|s| (s, id.clone()));
+        // `cancel` lives in the call: the request stops being in flight when the call
+        // finishes or is dropped (the client went away).
         let call = async move {
-            let outcome = match cancel {
-                Some(token) => tokio::select! {
-                    () = token.cancelled() => Err(ClientError { code: REQUEST_CANCELLED, message: "Request cancelled".into(), data: None }),
+            match cancel {
+                Some(in_flight) => tokio::select! {
+                    () = in_flight.token().cancelled() => Err(ClientError { code: REQUEST_CANCELLED, message: "Request cancelled".into(), data: None }),
                     outcome = call => outcome,
                 },
                 None => call.await,
-            };
-            if let Some((session, id)) = in_flight {
-                session.end(&id);
             }
-            outcome
         };
         // The call may outlive the handler (inside an SSE body): keep it in the
         // request's span, so its log lines carry the request id.

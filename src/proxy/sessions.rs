@@ -44,6 +44,29 @@ pub struct DownstreamSession {
     pub closed: CancellationToken,
 }
 
+/// A request in flight in a session (see [`DownstreamSession::begin`]).
+#[derive(Debug)]
+pub struct InFlight {
+    session: Arc<DownstreamSession>,
+    key: String,
+    token: CancellationToken,
+}
+
+impl InFlight {
+    /// Fires when the client cancels the request or the session ends.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.session.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
+    }
+}
+
 impl DownstreamSession {
     /// Records activity.
     pub fn touch(&self) {
@@ -52,21 +75,26 @@ impl DownstreamSession {
         }
     }
 
-    /// Registers a request in flight under the client's id; the token fires when the
-    /// client cancels it.
-    pub fn begin(&self, request_id: &serde_json::Value) -> CancellationToken {
+    /// Registers a request in flight under the client's id. Its token fires when the
+    /// client cancels it; the registration ends when the returned guard is dropped,
+    /// which is when the call finishes or when it is dropped because the client went
+    /// away.
+    pub fn begin(self: &Arc<Self>, request_id: &serde_json::Value) -> InFlight {
+        let key = request_id.to_string();
         let token = self.closed.child_token();
         if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(request_id.to_string(), token.clone());
+            in_flight.insert(key.clone(), token.clone());
         }
-        token
+        InFlight {
+            session: self.clone(),
+            key,
+            token,
+        }
     }
 
-    /// Forgets a request that finished.
-    pub fn end(&self, request_id: &serde_json::Value) {
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&request_id.to_string());
-        }
+    /// How many requests are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.lock().map(|f| f.len()).unwrap_or(0)
     }
 
     /// Cancels a request in flight (the client's `notifications/cancelled`).
@@ -380,10 +408,16 @@ mod tests {
     fn idle_sessions_are_reaped_and_cancellation_finds_requests() {
         let store = SessionStore::new(10, Duration::ZERO);
         let s = store.create(None, Scope::All, "2025-11-25").unwrap();
-        let token = s.begin(&serde_json::json!(7));
+        let call = s.begin(&serde_json::json!(7));
         assert!(s.cancel(&serde_json::json!(7)));
-        assert!(token.is_cancelled());
+        assert!(call.token().is_cancelled());
         assert!(!s.cancel(&serde_json::json!(8)));
+        // A call that ends, or is dropped, leaves nothing behind.
+        let other = s.begin(&serde_json::json!("x"));
+        assert_eq!(s.in_flight(), 1);
+        drop(other);
+        assert_eq!(s.in_flight(), 0);
+        drop(call);
         assert_eq!(store.reap().len(), 1);
         assert!(store.is_empty());
     }
