@@ -352,6 +352,7 @@ async fn websocket_sessions_list_call_stream_progress_and_cancel() {
         .call(call_tool(2, "fx__echo", json!({"text": "over ws"})))
         .await;
     assert_eq!(echoed["result"]["content"][0]["text"], "over ws");
+    assert!(echoed["result"].get("resultType").is_none(), "{echoed}");
 
     // Progress under the client's own token, before the response.
     ws.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",

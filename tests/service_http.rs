@@ -184,6 +184,9 @@ async fn sessions_lists_and_calls_with_permissions() {
         )
         .await;
     assert_eq!(echoed["result"]["content"][0]["text"], "hi");
+    // The upstream speaks the stateless revision; a session-era client does not see
+    // its `resultType`.
+    assert!(echoed["result"].get("resultType").is_none(), "{echoed}");
     // A denied tool is answered exactly as an unknown one.
     let (_, denied) = gw
         .call(

@@ -484,7 +484,12 @@ impl Request {
             }
         }
         let reply = match outcome {
-            Ok(result) => protocol::response(self.id.clone(), result),
+            Ok(mut result) => {
+                if let Some(object) = result.as_object_mut() {
+                    session_era_result(object);
+                }
+                protocol::response(self.id.clone(), result)
+            }
             Err(error) => protocol::error_reply(self.id.clone(), error.to_value()),
         };
         let _ = self.outgoing.send(reply).await;
@@ -552,6 +557,15 @@ async fn next_of<T>(channel: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
+    }
+}
+
+/// A result as a session-era client expects it: without the stateless revision's
+/// `resultType` (a stateless upstream's `complete`; the gateway answers other kinds
+/// itself in this era).
+pub(crate) fn session_era_result(result: &mut serde_json::Map<String, Value>) {
+    if result.get("resultType").and_then(Value::as_str) == Some("complete") {
+        result.remove("resultType");
     }
 }
 

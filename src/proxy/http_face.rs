@@ -808,11 +808,13 @@ fn sse_event(message: &Value) -> Result<Event, Infallible> {
 fn reply_body(id: Value, outcome: Outcome, stateless: bool) -> Value {
     match outcome {
         Ok(mut result) => {
-            if stateless {
-                if let Some(object) = result.as_object_mut() {
+            if let Some(object) = result.as_object_mut() {
+                if stateless {
                     object
                         .entry("resultType")
                         .or_insert_with(|| Value::from("complete"));
+                } else {
+                    super::duplex::session_era_result(object);
                 }
             }
             protocol::response(id, result)
