@@ -191,20 +191,31 @@ impl ServerPermissions<'_> {
     /// The caller's level for a tool of the server; the same as
     /// [`PermissionManager::resolve`] gives.
     pub fn level(&self, tool: &str) -> PermissionLevel {
-        let team_level = self.team.as_ref().map(|p| p.decide(tool));
-        let organization_level = self.organization.as_ref().map(|p| p.decide(tool));
-        let own = self
-            .key
-            .as_ref()
-            .map(|p| p.decide(tool))
-            .or(team_level)
-            .or(organization_level)
-            .unwrap_or(self.default_level);
-        [team_level, organization_level]
-            .into_iter()
-            .flatten()
-            .fold(own, PermissionLevel::min)
+        combine(
+            self.key.as_ref().map(|p| p.decide(tool)),
+            self.team.as_ref().map(|p| p.decide(tool)),
+            self.organization.as_ref().map(|p| p.decide(tool)),
+            self.default_level,
+        )
     }
+}
+
+/// The caller's level from its policies' decisions (see the module docs): the most
+/// specific policy decides, bounded by the team's and the organisation's.
+fn combine(
+    key_level: Option<PermissionLevel>,
+    team_level: Option<PermissionLevel>,
+    organization_level: Option<PermissionLevel>,
+    default_level: PermissionLevel,
+) -> PermissionLevel {
+    let own = key_level
+        .or(team_level)
+        .or(organization_level)
+        .unwrap_or(default_level);
+    [team_level, organization_level]
+        .into_iter()
+        .flatten()
+        .fold(own, PermissionLevel::min)
 }
 
 /// Who is asking: an API key and the team and organisation it belongs to.
@@ -404,19 +415,13 @@ impl PermissionManager {
         server: &str,
         tool: &str,
     ) -> PermissionLevel {
-        let team_level = self.team_policy(caller).map(|p| p.decide(server, tool));
-        let organization_level = self
-            .organization_policy(caller)
-            .map(|p| p.decide(server, tool));
-        let own = key_policy
-            .map(|p| p.decide(server, tool))
-            .or(team_level)
-            .or(organization_level)
-            .unwrap_or(self.default_level);
-        [team_level, organization_level]
-            .into_iter()
-            .flatten()
-            .fold(own, PermissionLevel::min)
+        combine(
+            key_policy.map(|p| p.decide(server, tool)),
+            self.team_policy(caller).map(|p| p.decide(server, tool)),
+            self.organization_policy(caller)
+                .map(|p| p.decide(server, tool)),
+            self.default_level,
+        )
     }
 
     fn team_policy(&self, caller: &Caller) -> Option<&PermissionPolicy> {
