@@ -31,7 +31,10 @@ pub struct DownstreamSession {
     /// The negotiated protocol version.
     pub protocol_version: String,
     last_seen: Mutex<Instant>,
-    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Requests in flight by the client's id, each with the number of its registration
+    /// (a later request may reuse an id).
+    in_flight: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    next_call: std::sync::atomic::AtomicU64,
     /// Requests relayed from upstreams to this client, waiting for its answer.
     asked: Mutex<HashMap<String, Answer>>,
     /// Numbers the relayed requests.
@@ -49,6 +52,7 @@ pub struct DownstreamSession {
 pub struct InFlight {
     session: Arc<DownstreamSession>,
     key: String,
+    number: u64,
     token: CancellationToken,
 }
 
@@ -62,7 +66,13 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut in_flight) = self.session.in_flight.lock() {
-            in_flight.remove(&self.key);
+            // Only this registration: the id may already belong to a newer request.
+            if in_flight
+                .get(&self.key)
+                .is_some_and(|(n, _)| *n == self.number)
+            {
+                in_flight.remove(&self.key);
+            }
         }
     }
 }
@@ -81,13 +91,17 @@ impl DownstreamSession {
     /// away.
     pub fn begin(self: &Arc<Self>, request_id: &serde_json::Value) -> InFlight {
         let key = request_id.to_string();
+        let number = self
+            .next_call
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = self.closed.child_token();
         if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(key.clone(), token.clone());
+            in_flight.insert(key.clone(), (number, token.clone()));
         }
         InFlight {
             session: self.clone(),
             key,
+            number,
             token,
         }
     }
@@ -104,7 +118,7 @@ impl DownstreamSession {
             .lock()
             .ok()
             .and_then(|mut f| f.remove(&request_id.to_string()));
-        token.map(|t| t.cancel()).is_some()
+        token.map(|(_, t)| t.cancel()).is_some()
     }
 
     /// Registers a request relayed to the client; returns the id it goes out under.
@@ -245,6 +259,7 @@ impl SessionStore {
             protocol_version: protocol_version.to_string(),
             last_seen: Mutex::new(Instant::now()),
             in_flight: Mutex::new(HashMap::new()),
+            next_call: std::sync::atomic::AtomicU64::new(0),
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
             log_level: std::sync::atomic::AtomicUsize::new(0),
@@ -417,7 +432,13 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         drop(other);
         assert_eq!(s.in_flight(), 0);
+        // Id 7 was cancelled and is reused: the old call ending leaves the new one.
+        let again = s.begin(&serde_json::json!(7));
         drop(call);
+        assert_eq!(s.in_flight(), 1);
+        assert!(s.cancel(&serde_json::json!(7)));
+        assert!(again.token().is_cancelled());
+        drop(again);
         assert_eq!(store.reap().len(), 1);
         assert!(store.is_empty());
     }
