@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`core::mcp`]: the library (the upstream side), as the project's seed document
 //!   describes it.
+//! - [`identity`]: who a downstream caller is: API keys, and access tokens from an
+//!   identity provider (the gateway as an OAuth 2.1 resource server).
 //! - [`proxy`]: the service (downstream faces, sessions, REST, metrics).
 //! - [`settings`]: the service's settings file: its format, parsing and validation.
 //! - [`bench`]: `litellm-mcp bench`, a load generator for any MCP endpoint (raw JSON-RPC,
@@ -15,5 +17,6 @@
 
 pub mod bench;
 pub mod core;
+pub mod identity;
 pub mod proxy;
 pub mod settings;

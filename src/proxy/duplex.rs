@@ -611,5 +611,5 @@ pub(crate) fn record(
     };
     state
         .metrics()
-        .audit(&identity.name, server, tool, tool_outcome, took);
+        .audit(identity, server, tool, tool_outcome, took);
 }

@@ -19,7 +19,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use crate::core::mcp::permissions::{Caller, KeyDigest, PermissionLevel, PermissionManager};
+use crate::core::mcp::permissions::{PermissionLevel, PermissionManager};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::core::mcp::{
     CallOptions, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
@@ -39,27 +39,7 @@ pub enum Scope {
     Server(String),
 }
 
-/// Who is asking, as the face established it.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The caller (key, team, organisation) for permission decisions.
-    pub caller: Caller,
-    /// The digest of the caller's key, computed once per request.
-    pub digest: Option<KeyDigest>,
-    /// A name for logs and metrics (the key's configured name, or `anonymous`).
-    pub name: String,
-}
-
-impl Identity {
-    /// A caller without a key (a gateway configured without API keys).
-    pub fn anonymous() -> Self {
-        Identity {
-            caller: Caller::default(),
-            digest: None,
-            name: "anonymous".to_string(),
-        }
-    }
-}
+pub use crate::identity::Identity;
 
 /// A JSON-RPC error to send to the client.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +151,7 @@ impl McpHandler {
     pub fn level(&self, identity: &Identity, server: &str, name: &str) -> PermissionLevel {
         self.permissions
             .resolve_digest(identity.digest.as_ref(), &identity.caller, server, name)
+            .min(identity.max_level)
     }
 
     /// Whether the caller may see anything of a server, judged by its cached tool list
@@ -186,10 +167,9 @@ impl McpHandler {
                 let permissions =
                     self.permissions
                         .for_server(identity.digest.as_ref(), &identity.caller, server);
-                snapshot
-                    .tools()
-                    .iter()
-                    .any(|t| permissions.level(&t.name) >= PermissionLevel::Read)
+                snapshot.tools().iter().any(|t| {
+                    permissions.level(&t.name).min(identity.max_level) >= PermissionLevel::Read
+                })
             }
             None => true,
         }
@@ -316,7 +296,8 @@ impl McpHandler {
                 server,
             );
             for (tool, json) in snapshot.tools().iter().zip(snapshot.tools_json()) {
-                if permissions.level(&tool.name) < PermissionLevel::Read {
+                if permissions.level(&tool.name).min(ctx.identity.max_level) < PermissionLevel::Read
+                {
                     continue;
                 }
                 if visible == end {

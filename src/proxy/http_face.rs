@@ -32,7 +32,7 @@ use super::input_required::WaitingCalls;
 use super::sessions::{DownstreamSession, SessionError};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::protocol::{self, Incoming};
-use crate::core::mcp::{ServerNotification, ServerRequest};
+use crate::core::mcp::{PermissionLevel, ServerNotification, ServerRequest};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -99,11 +99,13 @@ fn error_with_data(status: StatusCode, id: Value, error: &ClientError) -> Respon
     (status, Json(body)).into_response()
 }
 
-#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per request
-/// The checks every method shares: Host/Origin, identity, scope. Returns the identity
-/// and the scope, or the response that refuses the request.
-pub(crate) fn admit(
+/// The checks every method shares: Host/Origin, identity, scope. `face` is the first
+/// segment of the endpoint's path (`mcp`, `sse`, `ws`): the endpoint (`/mcp/<server>`)
+/// is the resource a token must be meant for. Returns the identity and the scope, or
+/// the response that refuses the request.
+pub(crate) async fn admit(
     state: &AppState,
+    face: &str,
     server: Option<String>,
     headers: &HeaderMap,
 ) -> Result<(Identity, Scope), Response> {
@@ -115,15 +117,29 @@ pub(crate) fn admit(
             "Forbidden: the Host or Origin is not local (DNS rebinding protection)",
         ));
     }
-    let identity = state.keys().identify(headers).map_err(|e| {
-        state.metrics().record_request("http", "-", "unauthorized");
-        let mut response =
-            error_response(StatusCode::UNAUTHORIZED, Value::Null, -32001, e.message());
-        response
-            .headers_mut()
-            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-        response
-    })?;
+    let path = endpoint_path(face, server.as_deref());
+    let auth = state.auth();
+    let identity = match auth.identify(headers, &path).await {
+        Ok(identity) => identity,
+        Err(failure) => {
+            state.metrics().record_auth(&failure);
+            state.metrics().record_request("http", "-", "unauthorized");
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                Value::Null,
+                -32001,
+                &auth.message(&failure),
+            );
+            response
+                .headers_mut()
+                .insert("www-authenticate", auth.challenge(&path, &failure));
+            return Err(response);
+        }
+    };
+    state.metrics().record_identity(&identity);
+    if let Some(refusal) = scope_refusal(state, &identity, &path, PermissionLevel::Read) {
+        return Err(refusal);
+    }
     let scope = match server {
         None => Scope::All,
         Some(name) => match state.gateway().server_now(&name) {
@@ -139,6 +155,29 @@ pub(crate) fn admit(
         },
     };
     Ok((identity, scope))
+}
+
+/// The path of an endpoint: `/<face>` or `/<face>/<server>`.
+pub(crate) fn endpoint_path(face: &str, server: Option<&str>) -> String {
+    match server {
+        Some(server) => format!("/{face}/{server}"),
+        None => format!("/{face}"),
+    }
+}
+
+/// The 403 `insufficient_scope` answer when the caller's token scopes do not reach
+/// `needed` (RFC 6750 §3.1; the client may ask for more and retry).
+pub(crate) fn scope_refusal(
+    state: &AppState,
+    identity: &Identity,
+    path: &str,
+    needed: PermissionLevel,
+) -> Option<Response> {
+    let (challenge, message) = state.auth().scope_shortfall(identity, path, needed)?;
+    state.metrics().record_request("http", "-", "denied");
+    let mut response = error_response(StatusCode::FORBIDDEN, Value::Null, -32001, &message);
+    response.headers_mut().insert("www-authenticate", challenge);
+    Some(response)
 }
 
 /// Whether Host and Origin name this machine (checked on loopback binds).
@@ -180,7 +219,8 @@ async fn handle_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (identity, scope) = match admit(&state, server, &headers) {
+    let path = endpoint_path("mcp", server.as_deref());
+    let (identity, scope) = match admit(&state, "mcp", server, &headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -275,6 +315,13 @@ async fn handle_post(
             StatusCode::ACCEPTED.into_response()
         }
         Incoming::Request { id, method, params } => {
+            if method == protocol::METHOD_TOOLS_CALL {
+                if let Some(refusal) =
+                    scope_refusal(&state, &identity, &path, PermissionLevel::Execute)
+                {
+                    return refusal;
+                }
+            }
             let ctx = PostContext {
                 state,
                 identity,
@@ -907,7 +954,7 @@ fn decode_header_value(value: &str) -> Option<String> {
 }
 
 async fn handle_get(state: AppState, server: Option<String>, headers: HeaderMap) -> Response {
-    let (identity, scope) = match admit(&state, server, &headers) {
+    let (identity, scope) = match admit(&state, "mcp", server, &headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -998,7 +1045,7 @@ fn announcements(
 }
 
 async fn handle_delete(state: AppState, server: Option<String>, headers: HeaderMap) -> Response {
-    let (identity, _scope) = match admit(&state, server, &headers) {
+    let (identity, _scope) = match admit(&state, "mcp", server, &headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };

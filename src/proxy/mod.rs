@@ -3,9 +3,10 @@
 //!
 //! # Layout
 //! - [`handler`]: the MCP methods, shared by every face.
-//! - [`identity`]: API keys → identities.
 //! - [`input_required`]: upstream questions during a call, for stateless clients.
 //! - [`sessions`]: downstream sessions.
+//! - [`well_known`]: protected-resource metadata (RFC 9728) and the optional
+//!   registration handout, when the gateway is an OAuth resource server.
 //! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, and the metrics themselves.
 //! - [`rest`]: `/v1/mcp/*` for callers that are not MCP clients.
@@ -24,13 +25,13 @@
 pub mod duplex;
 pub mod handler;
 pub mod http_face;
-pub mod identity;
 pub mod input_required;
 pub mod ops;
 pub mod rest;
 pub mod sessions;
 pub mod sse_face;
 pub mod stdio_face;
+pub mod well_known;
 pub mod ws_face;
 
 use std::future::IntoFuture;
@@ -46,10 +47,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::handler::McpHandler;
-use self::identity::KeyRing;
 use self::ops::Metrics;
 use self::sessions::SessionStore;
 use crate::core::mcp::McpGateway;
+use crate::identity::{Authenticator, KeyRing, ResourceServer};
 use crate::settings::Settings;
 
 /// A change an upstream announced, as downstream clients receive it.
@@ -71,7 +72,7 @@ pub struct AppState {
 
 struct StateInner {
     handler: McpHandler,
-    keys: KeyRing,
+    auth: Authenticator,
     sessions: SessionStore,
     metrics: Metrics,
     announcements: broadcast::Sender<Announcement>,
@@ -89,7 +90,13 @@ impl AppState {
         let state = AppState {
             inner: Arc::new(StateInner {
                 handler: McpHandler::new(gateway, Arc::new(settings.permissions.clone())),
-                keys: KeyRing::new(settings.api_keys.clone()),
+                auth: Authenticator::new(
+                    KeyRing::new(settings.api_keys.clone()),
+                    settings
+                        .oauth
+                        .as_ref()
+                        .map(|oauth| Arc::new(ResourceServer::new(oauth))),
+                ),
                 sessions: SessionStore::new(
                     settings.max_sessions_per_key,
                     settings.session_idle_timeout,
@@ -117,9 +124,9 @@ impl AppState {
         self.inner.handler.gateway()
     }
 
-    /// The API keys.
-    pub fn keys(&self) -> &KeyRing {
-        &self.inner.keys
+    /// Who callers are: API keys and, when configured, access tokens.
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
     }
 
     /// The downstream sessions.
@@ -228,6 +235,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sse_face::routes())
         .merge(rest::routes())
         .merge(ops::routes())
+        .merge(well_known::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
@@ -268,6 +276,9 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let local: Option<SocketAddr> = listener.local_addr().ok();
+    if let (Some(address), Some(oauth)) = (local, state.auth().resource_server()) {
+        oauth.set_bound_address(address);
+    }
     tracing::info!(address = ?local, "litellm-mcp listening");
     let token = state.shutdown_token();
     let stop_accepting = CancellationToken::new();

@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 
 use super::AppState;
 use crate::core::mcp::{ServerInfo, ServerState};
+use crate::identity::{AuthFailure, Identity};
 
 /// The prefix of every metric name.
 const PREFIX: &str = "litellm_mcp";
@@ -51,6 +52,9 @@ const UNNAMED: &str = "-";
 /// misbehaving upstream can change its list endlessly; past this, calls are counted under
 /// `-`.
 const MAX_TOOL_SERIES: usize = 4096;
+/// Distinct callers (key names, token subjects) kept as label values; past this, calls
+/// are counted under `other`.
+const MAX_CALLER_SERIES: usize = 1000;
 /// Faces kept as label values.
 const FACES: [&str; 5] = ["http", "sse", "ws", "stdio", "rest"];
 /// Methods kept as label values: the MCP methods the service answers, the notifications
@@ -101,6 +105,17 @@ struct ToolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallerLabels {
+    via: String,
+    caller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
     server: String,
 }
@@ -125,6 +140,12 @@ pub struct Metrics {
     tool_call_duration: DurationFamily,
     /// The `(server, tool)` pairs that have series, bounded by [`MAX_TOOL_SERIES`].
     tool_series: Mutex<HashSet<(String, String)>>,
+    /// `litellm_mcp_authentications_total{result}`.
+    authentications: Family<AuthLabels, Counter>,
+    /// `litellm_mcp_caller_requests_total{via,caller}`.
+    caller_requests: Family<CallerLabels, Counter>,
+    /// The callers that have series, bounded by [`MAX_CALLER_SERIES`].
+    caller_series: Mutex<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -150,12 +171,28 @@ impl Default for Metrics {
             Unit::Seconds,
             tool_call_duration.clone(),
         );
+        let authentications = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "authentications",
+            "Downstream requests by how their caller was identified (api_key, token, \
+             anonymous) or why not (missing, unknown_key, invalid_token)",
+            authentications.clone(),
+        );
+        let caller_requests = Family::<CallerLabels, Counter>::default();
+        registry.register(
+            "caller_requests",
+            "Identified downstream requests by caller: an API key's name or a token's subject",
+            caller_requests.clone(),
+        );
         Metrics {
             registry,
             requests,
             tool_calls,
             tool_call_duration,
             tool_series: Mutex::new(HashSet::new()),
+            authentications,
+            caller_requests,
+            caller_series: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -171,6 +208,44 @@ impl Metrics {
             outcome: outcome.to_string(),
         };
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts a request whose caller was identified, under its way and its name.
+    pub fn record_identity(&self, identity: &Identity) {
+        let via = identity.via.as_str();
+        self.authentications
+            .get_or_create(&AuthLabels {
+                result: via.to_string(),
+            })
+            .inc();
+        let caller = match self.caller_series.lock() {
+            Ok(seen) if seen.contains(&identity.name) => identity.name.clone(),
+            Ok(mut seen) if seen.len() < MAX_CALLER_SERIES => {
+                seen.insert(identity.name.clone());
+                identity.name.clone()
+            }
+            _ => OTHER.to_string(),
+        };
+        self.caller_requests
+            .get_or_create(&CallerLabels {
+                via: via.to_string(),
+                caller,
+            })
+            .inc();
+    }
+
+    /// Counts a request refused for its credential.
+    pub fn record_auth(&self, failure: &AuthFailure) {
+        let result = match failure {
+            AuthFailure::Missing => "missing",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::InvalidToken(_) => "invalid_token",
+        };
+        self.authentications
+            .get_or_create(&AuthLabels {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Records one tool call: server, tool, outcome (`ok`, `tool_error`, `error`,
@@ -195,7 +270,7 @@ impl Metrics {
     /// records it with [`Metrics::record_tool_call`].
     pub fn audit(
         &self,
-        identity_name: &str,
+        identity: &Identity,
         server: &str,
         tool: &str,
         outcome: &str,
@@ -204,7 +279,8 @@ impl Metrics {
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             target: "litellm_mcp::audit",
-            key = identity_name,
+            key = %identity.name,
+            via = identity.via.as_str(),
             server,
             tool,
             outcome,

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::handler::{ClientError, Identity, RequestContext, Scope};
-use super::identity::IdentityError;
 use super::AppState;
 use crate::core::mcp::protocol::{
     self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
@@ -55,15 +54,15 @@ pub struct RestError {
     /// The HTTP status.
     pub status: StatusCode,
     /// A stable machine-readable type: `bad_request`, `invalid_params`, `unauthorized`,
-    /// `permission_denied`, `not_found`, `upstream_error`, `upstream_timeout`,
-    /// `payload_too_large`.
+    /// `permission_denied`, `insufficient_scope`, `not_found`, `upstream_error`,
+    /// `upstream_timeout`, `payload_too_large`.
     pub kind: &'static str,
     /// What went wrong, for a person.
     pub message: String,
     /// The JSON-RPC code an MCP client would have seen, when there is one.
     pub code: Option<i64>,
-    /// Which `WWW-Authenticate` challenge to send (401 only).
-    challenge: Option<&'static str>,
+    /// The `WWW-Authenticate` challenge to send (401, and 403 for token scopes).
+    challenge: Option<HeaderValue>,
 }
 
 impl RestError {
@@ -83,17 +82,6 @@ impl RestError {
 
     fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    fn unauthorized(error: IdentityError) -> Self {
-        RestError {
-            // RFC 6750: a presented but wrong key is an invalid token.
-            challenge: Some(match error {
-                IdentityError::Missing => "Bearer",
-                IdentityError::Unknown => "Bearer error=\"invalid_token\"",
-            }),
-            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", error.message())
-        }
     }
 
     /// A body the service could not take (too large, unreadable).
@@ -168,21 +156,51 @@ impl IntoResponse for RestError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.to_value())).into_response();
         if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }
 }
 
-/// The caller's identity; a refusal is counted as an `unauthorized` request.
-fn identify(state: &AppState, headers: &HeaderMap, method: &str) -> Result<Identity, RestError> {
-    state.keys().identify(headers).map_err(|error| {
-        state.metrics().record_request(FACE, method, "unauthorized");
-        RestError::unauthorized(error)
-    })
+/// The resource identifier path of the REST face (a token's audience must name it, the
+/// gateway, or an audience the provider's settings add).
+const RESOURCE_PATH: &str = "/v1/mcp";
+
+/// The caller's identity, whose token scopes must allow `needed`; a refusal is counted
+/// as an `unauthorized` (401) or `denied` (403) request.
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    needed: PermissionLevel,
+) -> Result<Identity, RestError> {
+    let auth = state.auth();
+    let identity = auth
+        .identify(headers, RESOURCE_PATH)
+        .await
+        .map_err(|failure| {
+            state.metrics().record_auth(&failure);
+            state.metrics().record_request(FACE, method, "unauthorized");
+            RestError {
+                challenge: Some(auth.challenge(RESOURCE_PATH, &failure)),
+                ..RestError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    auth.message(&failure),
+                )
+            }
+        })?;
+    state.metrics().record_identity(&identity);
+    if let Some((challenge, message)) = auth.scope_shortfall(&identity, RESOURCE_PATH, needed) {
+        state.metrics().record_request(FACE, method, "denied");
+        return Err(RestError {
+            challenge: Some(challenge),
+            ..RestError::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
+        });
+    }
+    Ok(identity)
 }
 
 /// The `outcome` label of a finished request.
@@ -223,7 +241,7 @@ async fn list_servers(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    identify(&state, &headers, METHOD_SERVERS_LIST)?;
+    identify(&state, &headers, METHOD_SERVERS_LIST, PermissionLevel::Read).await?;
     let servers = state.gateway().list_servers().await;
     let views: Vec<ServerView<'_>> = servers.iter().map(ServerView::from).collect();
     state
@@ -260,7 +278,7 @@ async fn list_tools(
     query: Result<Query<ToolsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, RestError> {
     let method = protocol::METHOD_TOOLS_LIST;
-    let identity = identify(&state, &headers, method)?;
+    let identity = identify(&state, &headers, method, PermissionLevel::Read).await?;
     let result = tools_for(&state, &identity, query).await;
     state
         .metrics()
@@ -385,7 +403,7 @@ async fn call_tool(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, RestError> {
     let method = protocol::METHOD_TOOLS_CALL;
-    let identity = identify(&state, &headers, method)?;
+    let identity = identify(&state, &headers, method, PermissionLevel::Execute).await?;
     let request = body
         .map_err(|rejection| RestError::from_body(&rejection))
         .and_then(|body| {
@@ -420,7 +438,7 @@ async fn call_tool(
     let (server, tool) = audit_names(state.gateway(), &name);
     state
         .metrics()
-        .audit(&identity.name, &server, tool, tool_outcome(&result), took);
+        .audit(&identity, &server, tool, tool_outcome(&result), took);
     state
         .metrics()
         .record_request(FACE, method, request_outcome(&result));

@@ -123,7 +123,7 @@ async fn open_all(
     Extension(streams): Extension<Streams>,
     headers: HeaderMap,
 ) -> Response {
-    open(state, streams, None, &headers)
+    open(state, streams, None, &headers).await
 }
 
 async fn open_one(
@@ -132,7 +132,7 @@ async fn open_one(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    open(state, streams, Some(server), &headers)
+    open(state, streams, Some(server), &headers).await
 }
 
 async fn post_all(
@@ -162,13 +162,13 @@ fn error_response(status: StatusCode, code: i64, message: &str) -> Response {
 }
 
 /// Opens a session: registers it, and returns its stream with the engine inside.
-fn open(
+async fn open(
     state: AppState,
     streams: Streams,
     server: Option<String>,
     headers: &HeaderMap,
 ) -> Response {
-    let (identity, scope) = match admit(&state, server, headers) {
+    let (identity, scope) = match admit(&state, "sse", server, headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -261,7 +261,7 @@ async fn deliver(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (identity, scope) = match admit(&state, server, headers) {
+    let (identity, scope) = match admit(&state, "sse", server, headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };

@@ -35,7 +35,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let identity = identity(&state)?;
+    let identity = identity(&state).await?;
     let (out_tx, out_rx) = mpsc::channel::<Value>(OUTGOING_CAPACITY);
     let engine = duplex::run(
         state.clone(),
@@ -50,21 +50,17 @@ where
     written
 }
 
-/// The caller: the configured key named by `LITELLM_MCP_API_KEY`, else anonymous.
-fn identity(state: &AppState) -> std::io::Result<Identity> {
-    match std::env::var("LITELLM_MCP_API_KEY") {
-        Ok(key) if state.keys().requires_key() => {
-            let mut headers = axum::http::HeaderMap::new();
-            let value = axum::http::HeaderValue::from_str(&key)
-                .map_err(|_| std::io::Error::other("LITELLM_MCP_API_KEY is not a valid key"))?;
-            headers.insert("x-api-key", value);
-            state
-                .keys()
-                .identify(&headers)
-                .map_err(|e| std::io::Error::other(e.message()))
-        }
-        _ => Ok(Identity::anonymous()),
-    }
+/// The caller: the key in `LITELLM_MCP_API_KEY` when set and credentials are required,
+/// else anonymous (the process was started by its local user).
+async fn identity(state: &AppState) -> std::io::Result<Identity> {
+    let auth = state.auth();
+    let credential = match std::env::var("LITELLM_MCP_API_KEY") {
+        Ok(credential) if auth.requires_credentials() => credential,
+        _ => return Ok(Identity::anonymous()),
+    };
+    auth.identify_credential(credential.trim(), "/stdio")
+        .await
+        .map_err(|failure| std::io::Error::other(auth.message(&failure)))
 }
 
 /// The messages on `input`, one a line; blank lines are skipped, an over-long one

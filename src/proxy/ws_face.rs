@@ -51,7 +51,7 @@ async fn upgrade_all(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, None, &with_query_key(headers, query), ws)
+    upgrade(state, None, &with_query_key(headers, query), ws).await
 }
 
 async fn upgrade_one(
@@ -61,7 +61,7 @@ async fn upgrade_one(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, Some(server), &with_query_key(headers, query), ws)
+    upgrade(state, Some(server), &with_query_key(headers, query), ws).await
 }
 
 /// WebSocket clients often cannot set headers (browsers; the Python SDK's
@@ -84,8 +84,13 @@ fn with_query_key(mut headers: HeaderMap, query: Option<String>) -> HeaderMap {
     headers
 }
 
-fn upgrade(state: AppState, server: Option<String>, headers: &HeaderMap, ws: Upgrade) -> Response {
-    let (identity, scope) = match admit(&state, server, headers) {
+async fn upgrade(
+    state: AppState,
+    server: Option<String>,
+    headers: &HeaderMap,
+    ws: Upgrade,
+) -> Response {
+    let (identity, scope) = match admit(&state, "ws", server, headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };

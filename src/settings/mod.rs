@@ -253,6 +253,8 @@ pub struct Settings {
     pub api_keys: Vec<ApiKey>,
     /// Policies of keys (by digest), teams and organisations, and the default level.
     pub permissions: PermissionManager,
+    /// The gateway as an OAuth 2.1 resource server, when configured.
+    pub oauth: Option<crate::identity::config::OAuthSettings>,
     /// The largest request body the service accepts.
     pub max_body_bytes: usize,
     /// A client session idle this long is closed.

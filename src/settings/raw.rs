@@ -82,6 +82,7 @@ pub(super) struct RawSettings {
     pub(super) aliases: Field<StringMap>,
     pub(super) api_keys: Field<Vec<Node<RawApiKey>>>,
     pub(super) policies: Field<RawPolicies>,
+    pub(super) oauth: Field<RawOAuth>,
 }
 
 #[derive(Deserialize)]
@@ -151,4 +152,52 @@ pub(super) struct RawRule {
     pub(super) server: Field<String>,
     pub(super) tool: Field<String>,
     pub(super) level: Field<PermissionLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "the resource-server settings: a mapping with providers")]
+pub(super) struct RawOAuth {
+    pub(super) public_url: Field<String>,
+    pub(super) scopes: Field<Entries<Node<PermissionLevel>>>,
+    pub(super) providers: Field<Vec<Node<RawProvider>>>,
+    pub(super) registration: Field<RawRegistration>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an identity provider: a mapping with issuer")]
+pub(super) struct RawProvider {
+    pub(super) issuer: Field<String>,
+    pub(super) jwks_url: Field<String>,
+    pub(super) audiences: Field<Vec<String>>,
+    pub(super) algorithms: Field<Vec<String>>,
+    pub(super) leeway_secs: Field<u64>,
+    pub(super) claims: Field<RawClaims>,
+    pub(super) introspection: Field<RawIntrospection>,
+    pub(super) jwks_refresh_secs: Field<u64>,
+    pub(super) jwks_min_refetch_secs: Field<u64>,
+    pub(super) timeout_ms: Field<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "claim names: a mapping with subject, team, organization")]
+pub(super) struct RawClaims {
+    pub(super) subject: Field<String>,
+    pub(super) team: Field<String>,
+    pub(super) organization: Field<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an introspection endpoint: a mapping with url, client_id, client_secret")]
+pub(super) struct RawIntrospection {
+    pub(super) url: Field<String>,
+    pub(super) client_id: Field<String>,
+    pub(super) client_secret: Field<String>,
+    pub(super) cache_secs: Field<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a client to hand out: a mapping with client_id")]
+pub(super) struct RawRegistration {
+    pub(super) client_id: Field<String>,
+    pub(super) client_secret: Field<String>,
 }

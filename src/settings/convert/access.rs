@@ -131,10 +131,12 @@ pub(super) fn convert_policies(
             let policy = p
                 .optional(&policy_place, Some(node))
                 .and_then(|raw| convert_policy(p, &policy_place, &name, raw, default_level, known));
+            // With an identity provider, teams and organisations also come from claims,
+            // so any name may have a policy.
             let exists = match section {
                 "keys" => known.keys.contains_key(&name),
-                "teams" => known.teams.contains(&name),
-                _ => known.organizations.contains(&name),
+                "teams" => known.from_claims || known.teams.contains(&name),
+                _ => known.from_claims || known.organizations.contains(&name),
             };
             if !exists {
                 p.add(&policy_place, format!("{unknown} `{name}`"));

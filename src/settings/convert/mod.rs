@@ -8,6 +8,7 @@
 //! may carry one).
 
 mod access;
+mod oauth;
 mod server;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,8 @@ struct Known {
     keys: HashMap<String, Option<KeyDigest>>,
     teams: HashSet<String>,
     organizations: HashSet<String>,
+    /// Whether identities also come from an identity provider's claims.
+    from_claims: bool,
 }
 
 pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
@@ -168,13 +171,20 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         }
     }
 
-    if !listen.ip().is_loopback() && api_keys.is_empty() && !allow_unauthenticated {
+    let oauth = self::oauth::convert_oauth(p, &root.key("oauth"), raw.oauth);
+    known.from_claims = oauth.is_some();
+
+    if !listen.ip().is_loopback()
+        && api_keys.is_empty()
+        && oauth.is_none()
+        && !allow_unauthenticated
+    {
         p.add(
             &listen_place,
             format!(
-                "{listen} is not a loopback address and no valid api_keys are configured, so \
-                 anyone who can reach it could use every tool; add api_keys, listen on \
-                 127.0.0.1, or set allow_unauthenticated: true"
+                "{listen} is not a loopback address and neither valid api_keys nor oauth are \
+                 configured, so anyone who can reach it could use every tool; add api_keys or \
+                 oauth, listen on 127.0.0.1, or set allow_unauthenticated: true"
             ),
         );
     }
@@ -189,6 +199,7 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         aliases,
         api_keys,
         permissions,
+        oauth,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         session_idle_timeout: Duration::from_secs(session_idle_timeout),
         max_sessions_per_key: usize::try_from(max_sessions_per_key).unwrap_or(usize::MAX),

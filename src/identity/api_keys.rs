@@ -1,0 +1,75 @@
+//! API keys: the configured keys, looked up by the digest of what a request presents,
+//! in constant time, and turned into an [`Identity`] with the key's team and
+//! organisation.
+//!
+//! Owns only that lookup; which header carries the credential, and what happens when it
+//! is not a key, is [`super::Authenticator`]'s.
+
+use crate::core::mcp::permissions::{Caller, KeyDigest};
+use crate::core::mcp::PermissionLevel;
+use crate::settings::ApiKey;
+
+use super::{Identity, Via};
+
+/// The configured API keys.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<ApiKey>,
+}
+
+impl KeyRing {
+    /// A ring of the configured keys.
+    pub fn new(keys: Vec<ApiKey>) -> Self {
+        KeyRing { keys }
+    }
+
+    /// Whether callers must present a key.
+    pub fn requires_key(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Looks a digest up comparing against every key, so the time taken does not tell
+    /// which key (or how much of one) matched.
+    pub(crate) fn find(&self, digest: &KeyDigest) -> Option<Identity> {
+        use subtle::ConstantTimeEq;
+        let mut found: Option<&ApiKey> = None;
+        for key in &self.keys {
+            let equal: bool = key.digest.as_bytes().ct_eq(digest.as_bytes()).into();
+            if equal && found.is_none() {
+                found = Some(key);
+            }
+        }
+        found.map(|key| Identity {
+            caller: Caller {
+                api_key: None,
+                team: key.team.clone(),
+                organization: key.organization.clone(),
+            },
+            digest: Some(key.digest),
+            name: key.name.clone(),
+            max_level: PermissionLevel::Admin,
+            via: Via::ApiKey,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_by_digest_with_their_team() {
+        let ring = KeyRing::new(vec![ApiKey {
+            name: "ci".into(),
+            digest: KeyDigest::of("sk-ci"),
+            team: Some("platform".into()),
+            organization: Some("acme".into()),
+        }]);
+        let id = ring.find(&KeyDigest::of("sk-ci")).unwrap();
+        assert_eq!(id.name, "ci");
+        assert_eq!(id.caller.team.as_deref(), Some("platform"));
+        assert_eq!(id.via, Via::ApiKey);
+        assert!(ring.find(&KeyDigest::of("sk-wrong")).is_none());
+        assert!(ring.requires_key() && !KeyRing::default().requires_key());
+    }
+}
