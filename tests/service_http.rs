@@ -366,7 +366,11 @@ async fn bad_input_gets_clear_errors_and_the_gateway_keeps_serving() {
         assert_eq!(body["error"]["code"], code, "case {i}: {body}");
     }
     // No key, a wrong key: 401 with a JSON-RPC body and a challenge.
-    for key in [None, Some("sk-wrong")] {
+    // RFC 6750: a presented but wrong key is an invalid token.
+    for (key, challenge) in [
+        (None, "Bearer"),
+        (Some("sk-wrong"), "Bearer error=\"invalid_token\""),
+    ] {
         let response = gw
             .post("/mcp", key)
             .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
@@ -374,7 +378,7 @@ async fn bad_input_gets_clear_errors_and_the_gateway_keeps_serving() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(response.headers()["www-authenticate"], challenge);
         let body: Value = response.json().await.unwrap();
         assert!(body["error"]["message"].is_string());
     }
