@@ -101,6 +101,25 @@
 //!         - {server: "*", tool: "delete_*", level: deny}
 //!   organizations:
 //!     acme: {default_level: execute}
+//!
+//! oauth:                            # clients may also sign in with an identity provider
+//!   public_url: https://mcp.example.com
+//!   scopes: {"mcp:read": read, "mcp:call": execute}
+//!   providers:
+//!     - issuer: https://login.example.com/realms/acme
+//!       jwks_url: https://login.example.com/realms/acme/protocol/openid-connect/certs
+//!       audiences: [mcp-gateway]
+//!       algorithms: [RS256, ES256]
+//!       leeway_secs: 30
+//!       claims: {subject: sub, team: team, organization: org}
+//!       jwks_refresh_secs: 600
+//!       jwks_min_refetch_secs: 10
+//!       timeout_ms: 5000
+//!       introspection:
+//!         url: https://login.example.com/realms/acme/protocol/openid-connect/token/introspect
+//!         client_id: mcp-gateway
+//!         client_secret: ${IDP_INTROSPECTION_SECRET}
+//!         cache_secs: 60
 //! ```
 //!
 //! ## Top level
@@ -118,6 +137,7 @@
 //! | `aliases` | mapping alias → server, empty | other names for servers |
 //! | `api_keys` | list, empty | the keys clients present |
 //! | `policies` | mapping | who may see and call which tool |
+//! | `oauth` | mapping, none | clients may sign in with an identity provider: see `oauth` |
 //!
 //! ## `servers[]`
 //!
@@ -186,10 +206,17 @@
 //! [`crate::core::mcp::permissions`]: a key never gets more than its team, a team never
 //! more than its organisation.
 //!
+//! ## `oauth`
+//!
+//! The gateway as an OAuth 2.1 resource server; README.md ("Signing in with an identity
+//! provider") has the reference of every key. With `oauth`, policies may name any team or
+//! organisation (they also come from claims).
+//!
 //! ## Authentication
 //!
-//! With no `api_keys`, every client is unauthenticated. Then a `listen` address that is
-//! not loopback is refused unless `allow_unauthenticated: true` says that this is meant.
+//! With no `api_keys` and no `oauth`, every client is unauthenticated. Then a `listen`
+//! address that is not loopback is refused unless `allow_unauthenticated: true` says that
+//! this is meant.
 
 // Layout: this file holds the public types and the steps of `Settings::parse`; the parts
 // of those steps live in

@@ -33,12 +33,14 @@ fn example_env(name: &str) -> Option<String> {
         "DB_CLIENT_SECRET" => "db-client-secret",
         "GITHUB_TOKEN" => "github-token-secret",
         "CI_BOT_KEY" => "ci-bot-key-secret",
+        "IDP_INTROSPECTION_SECRET" => "idp-introspection-secret",
         _ => return None,
     };
     Some(value.to_string())
 }
 
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 7] = [
+    "idp-introspection-secret",
     "fs-token-secret",
     "search-key-secret",
     "legacy-password-secret",
@@ -202,6 +204,35 @@ fn the_documented_example_comes_through_completely() {
         .in_organization("acme");
     assert_eq!(m.resolve(&analyst, "database", "query"), Execute);
     assert_eq!(m.resolve(&Caller::default(), "database", "query"), Read);
+
+    let oauth = settings.oauth.as_ref().unwrap();
+    assert_eq!(oauth.public_url.as_deref(), Some("https://mcp.example.com"));
+    assert_eq!(
+        oauth.scopes,
+        [
+            ("mcp:read".to_string(), Read),
+            ("mcp:call".to_string(), Execute)
+        ]
+    );
+    let provider = &oauth.providers[0];
+    assert_eq!(provider.issuer, "https://login.example.com/realms/acme");
+    assert_eq!(provider.audiences, ["mcp-gateway"]);
+    assert_eq!(
+        provider.algorithms,
+        [
+            jsonwebtoken::Algorithm::RS256,
+            jsonwebtoken::Algorithm::ES256
+        ]
+    );
+    assert_eq!(provider.claims.organization.as_deref(), Some("org"));
+    assert_eq!(provider.timeout, Duration::from_millis(5000));
+    let introspection = provider.introspection.as_ref().unwrap();
+    assert_eq!(introspection.client_id, "mcp-gateway");
+    assert_eq!(
+        introspection.client_secret.expose(),
+        "idp-introspection-secret"
+    );
+    assert_eq!(introspection.cache, Duration::from_secs(60));
 }
 
 #[test]
@@ -366,6 +397,28 @@ const SINGLE_PROBLEMS: &[(&str, &str, &str)] = &[
     ("api_keys: [{name: a, key: k, team: t}]\npolicies: {teams: {t: {rules: x}}}\n", "policies.teams.t.rules", "invalid type"),
     ("api_keys: [{name: a, key: k, team: t}]\npolicies: {teams: {t: [x]}}\n", "policies.teams.t", "a policy"),
     ("policies: {groups: {}}\n", "policies.groups", "unknown key"),
+    ("oauth: {}\n", "oauth.providers", "at least one provider"),
+    ("oauth: [x]\n", "oauth", "resource-server settings"),
+    ("oauth: {providers: [{jwks_url: 'https://id/jwks'}]}\n", "oauth.providers[0].issuer", "required"),
+    ("oauth: {providers: [{issuer: 'http://id.example.com'}]}\n", "oauth.providers[0].issuer", "must be https://"),
+    ("oauth: {providers: [{issuer: 'ftp://id'}]}\n", "oauth.providers[0].issuer", "scheme `ftp`"),
+    ("oauth: {providers: [{issuer: 'https://id', jwks_url: nope}]}\n", "oauth.providers[0].jwks_url", "not a valid URL"),
+    ("oauth: {providers: [{issuer: 'https://id'}, {issuer: 'https://id'}]}\n", "oauth.providers[1].issuer", "same issuer"),
+    ("oauth: {providers: [{issuer: 'https://id', algorithms: [HS256]}]}\n", "oauth.providers[0].algorithms[0]", "symmetric"),
+    ("oauth: {providers: [{issuer: 'https://id', algorithms: [none]}]}\n", "oauth.providers[0].algorithms[0]", "is not one of"),
+    ("oauth: {providers: [{issuer: 'https://id', algorithms: []}]}\n", "oauth.providers[0].algorithms", "at least one"),
+    ("oauth: {providers: [{issuer: 'https://id', leeway_secs: 3600}]}\n", "oauth.providers[0].leeway_secs", "at most 300"),
+    ("oauth: {providers: [{issuer: 'https://id', timeout_ms: 0}]}\n", "oauth.providers[0].timeout_ms", "greater than 0"),
+    ("oauth: {providers: [{issuer: 'https://id', claims: {team: [a]}}]}\n", "oauth.providers[0].claims.team", "invalid type"),
+    ("oauth: {providers: [{issuer: 'https://id', claims: {role: r}}]}\n", "oauth.providers[0].claims.role", "unknown key"),
+    ("oauth: {providers: [{issuer: 'https://id', introspection: {url: 'https://id/i', client_id: g}}]}\n", "oauth.providers[0].introspection.client_secret", "required"),
+    ("oauth: {providers: [{issuer: 'https://id', introspection: {url: 'http://id.example/i', client_id: g, client_secret: s}}]}\n", "oauth.providers[0].introspection.url", "must be https://"),
+    ("oauth: {public_url: 'https://gw/?a=1', providers: [{issuer: 'https://id'}]}\n", "oauth.public_url", "no query"),
+    ("oauth: {public_url: 'gw.example.com', providers: [{issuer: 'https://id'}]}\n", "oauth.public_url", "not a valid URL"),
+    ("oauth: {scopes: {'a b': read}, providers: [{issuer: 'https://id'}]}\n", "oauth.scopes.\"a b\"", "without spaces"),
+    ("oauth: {scopes: {'mcp:x': all}, providers: [{issuer: 'https://id'}]}\n", "oauth.scopes.mcp:x", "unknown variant `all`"),
+    ("oauth: {registration: {}, providers: [{issuer: 'https://id'}]}\n", "oauth.registration.client_id", "required"),
+    ("oauth: {registration: {client_id: c}, providers: [{issuer: 'https://a'}, {issuer: 'https://b'}]}\n", "oauth.registration", "exactly one provider"),
     ("listen: \"${LISTEN}\"\n", "listen", "LISTEN is not set"),
     ("listen: \"${LISTEN\"\n", "listen", "without a closing"),
     ("listen: \"${1X}\"\n", "listen", "not an environment variable name"),
@@ -425,6 +478,26 @@ servers:
     let two = &settings.servers[1].config;
     assert_eq!((two.name.as_str(), two.timeout_ms), ("two", 5000));
     assert_eq!(two.auth, Some(AuthConfig::bearer("t")));
+}
+
+#[test]
+fn an_identity_provider_admits_teams_from_claims_and_a_public_listen() {
+    let settings = parse(
+        "listen: 0.0.0.0:4000\n\
+         oauth:\n  public_url: https://mcp.example.com/\n  scopes: {'mcp:read': read, 'mcp:call': execute}\n\
+         \x20 providers:\n    - issuer: http://127.0.0.1:9/\n      claims: {team: groups}\n      leeway_secs: 0\n\
+         policies:\n  teams: {blue: {default_level: read}}\n  organizations: {acme: {default_level: execute}}\n",
+    )
+    .unwrap();
+    let oauth = settings.oauth.unwrap();
+    assert_eq!(oauth.public_url.as_deref(), Some("https://mcp.example.com"));
+    assert_eq!(oauth.scopes.len(), 2);
+    let provider = &oauth.providers[0];
+    assert_eq!(provider.issuer, "http://127.0.0.1:9/");
+    assert_eq!(provider.claims.team.as_deref(), Some("groups"));
+    assert_eq!(provider.claims.subject, "sub");
+    assert_eq!(provider.leeway, Duration::ZERO);
+    assert_eq!(provider.algorithms.len(), 9);
 }
 
 #[test]
