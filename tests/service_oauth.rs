@@ -48,6 +48,11 @@ impl Gateway {
     /// Two servers of our fixture (`fx`, `other`); team `blue` may call `fx` only, team
     /// `red` may only read; the key `sk-ci` (team blue) beside tokens of `idp`.
     async fn start(idp: &ServerProcess, oauth_extra: &str) -> Gateway {
+        Self::start_with(idp, "", oauth_extra).await
+    }
+
+    /// [`Gateway::start`] with more servers (YAML list items).
+    async fn start_with(idp: &ServerProcess, servers_extra: &str, oauth_extra: &str) -> Gateway {
         let upstream = ServerProcess::fixture(&[]);
         let issuer = idp.url("");
         let yaml = format!(
@@ -56,6 +61,7 @@ listen: 127.0.0.1:0
 servers:
   - {{name: fx, url: "http://127.0.0.1:{port}/mcp"}}
   - {{name: other, url: "http://127.0.0.1:{port}/mcp"}}
+{servers_extra}
 api_keys:
   - {{name: ci, key: sk-ci, team: blue}}
 policies:
@@ -702,4 +708,211 @@ async fn a_client_that_insists_on_registering_gets_the_pre_registered_client() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client_metadata");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_calls_an_upstream_on_behalf_of_the_signed_in_user() {
+    let idp = start_provider(&[
+        "--client",
+        r#"{"client_id":"gateway","client_secret":"s3cret","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]}"#,
+    ]);
+    let issuer = idp.url("");
+    let script = common::repo_root().join("tests/servers/ts_protected_server.mjs");
+    let protected = ServerProcess::start(
+        common::node(),
+        &[
+            script.to_str().unwrap(),
+            "--issuer",
+            &issuer,
+            "--exit-on-stdin-eof",
+        ],
+    );
+    let upstream = protected.url("/mcp");
+    // The gateway's own credentials (client credentials for the upstream) serve the
+    // handshake and the lists; each call carries the caller's token exchanged for one
+    // meant for the upstream.
+    let servers = format!(
+        r#"  - name: crm
+    url: "{upstream}"
+    auth: {{type: oauth2, client_id: gateway, client_secret: s3cret, token_url: "{issuer}/token", resource: "{upstream}", scopes: ["mcp:read"]}}
+    token_exchange: {{token_url: "{issuer}/token", client_id: gateway, client_secret: s3cret}}"#
+    );
+    let gw = Gateway::start_with(&idp, &servers, "").await;
+    let mcp = gw.url("/mcp");
+    let whoami = |body: &Value| -> Value {
+        let text = body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"));
+        serde_json::from_str(text).unwrap()
+    };
+
+    let alice = mint(&idp, "valid", &mcp, json!({})).await;
+    let (status, _, body) = gw.rpc("/mcp", Some(&alice), "tools/list", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        tool_names(&body).contains(&"crm__whoami".to_string()),
+        "{body}"
+    );
+    idp_post(&idp, "/test/stats/reset", json!({})).await;
+    for _ in 0..2 {
+        let (status, _, body) = gw
+            .rpc(
+                "/mcp",
+                Some(&alice),
+                "tools/call",
+                json!({"name": "crm__whoami", "arguments": {}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let seen = whoami(&body);
+        // The upstream saw a token for itself, of alice, obtained by the gateway: never
+        // the token alice presented to the gateway.
+        assert_eq!(seen["sub"], "alice", "{seen}");
+        assert_eq!(seen["aud"], upstream, "{seen}");
+        assert_eq!(seen["act"], json!({"sub": "gateway"}), "{seen}");
+        assert_eq!(seen["team"], "blue");
+    }
+    let stats = common::get_json(&idp.url("/test/stats")).await;
+    assert_eq!(
+        stats["token_exchanges"], 1,
+        "the exchanged token is reused: {stats}"
+    );
+
+    let bob = mint(&idp, "valid", &mcp, json!({"sub": "bob"})).await;
+    let (_, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some(&bob),
+            "tools/call",
+            json!({"name": "crm__whoami", "arguments": {}}),
+        )
+        .await;
+    // bob's team may only read: refused before any exchange.
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{body}"
+    );
+    let carol = mint(&idp, "valid", &mcp, json!({"sub": "carol", "team": "blue"})).await;
+    let (_, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some(&carol),
+            "tools/call",
+            json!({"name": "crm__whoami", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(whoami(&body)["sub"], "carol", "{body}");
+
+    // An API key has no token to exchange: a clear error, and nothing goes upstream.
+    let (status, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some("sk-ci"),
+            "tools/call",
+            json!({"name": "crm__whoami", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("acts on behalf of signed-in users"),
+        "{message}"
+    );
+}
+
+/// A WebSocket to the gateway's `path` with a bearer credential.
+async fn ws_connect(
+    gw: &Gateway,
+    path: &str,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = gw
+        .url(path)
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// Sends one JSON-RPC request on a WebSocket and reads messages until its answer.
+async fn ws_call(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    socket
+        .send(Message::text(request.to_string()))
+        .await
+        .unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["id"] == json!(id) {
+                return value;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_lives_no_longer_than_its_token() {
+    let idp = start_provider(&[]);
+    let gw = Gateway::start(&idp, "").await;
+    // A token for /mcp does not open /ws.
+    let for_mcp = mint(&idp, "valid", &gw.url("/mcp"), json!({})).await;
+    match ws_connect(&gw, "/ws", &for_mcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+            assert!(
+                challenge.contains("oauth-protected-resource/ws"),
+                "{challenge}"
+            );
+        }
+        other => panic!("expected a 401, got {:?}", other.map(|_| ())),
+    }
+    // One for /ws, valid 3 more seconds (the provider's leeway aside).
+    let short = mint(&idp, "valid", &gw.url("/ws"), json!({"exp_in": 3})).await;
+    let mut socket = ws_connect(&gw, "/ws", &short).await.unwrap();
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let answer = ws_call(&mut socket, 1, "initialize", init).await;
+    assert_eq!(
+        answer["result"]["protocolVersion"], "2025-11-25",
+        "{answer}"
+    );
+    let answer = ws_call(&mut socket, 2, "tools/list", json!({})).await;
+    assert!(
+        tool_names(&answer).contains(&"fx__echo".to_string()),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let answer = ws_call(&mut socket, 3, "tools/list", json!({})).await;
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("has expired"));
 }

@@ -49,6 +49,8 @@ impl KeyRing {
             name: key.name.clone(),
             max_level: PermissionLevel::Admin,
             via: Via::ApiKey,
+            token: None,
+            expires_at: None,
         })
     }
 }

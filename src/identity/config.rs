@@ -140,3 +140,22 @@ pub struct RegistrationSettings {
     /// Its secret, when it is a confidential client (every registering client gets it).
     pub client_secret: Option<Secret>,
 }
+
+/// `servers[].token_exchange`: on each call, the caller's access token is exchanged
+/// (RFC 8693) at the provider for one meant for the upstream server, and the call carries
+/// that one.
+#[derive(Debug, Clone)]
+pub struct TokenExchangeSettings {
+    /// The provider's token endpoint.
+    pub token_url: String,
+    /// The gateway's client at the provider.
+    pub client_id: String,
+    /// Its secret (sent with HTTP Basic authentication).
+    pub client_secret: Secret,
+    /// The `resource` asked for (default: the server's URL, unless `audience` is set).
+    pub resource: Option<String>,
+    /// The `audience` asked for, when the provider names audiences rather than URLs.
+    pub audience: Option<String>,
+    /// The scopes asked for; empty: the provider decides (usually the subject token's).
+    pub scopes: Vec<String>,
+}

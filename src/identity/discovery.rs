@@ -28,7 +28,7 @@ pub(crate) fn provider_client() -> reqwest::Client {
 /// # Errors
 /// A short text: the status was not a success, the body is over the cap, or not JSON.
 pub(crate) async fn read_json(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     what: &str,
     cap: usize,
 ) -> Result<Value, String> {
@@ -39,6 +39,19 @@ pub(crate) async fn read_json(
     if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(format!("{what} is larger than {cap} bytes"));
     }
+    read_json_any_status(response, what, cap).await
+}
+
+/// Reads a response's body as JSON up to `cap` bytes, whatever its status (an OAuth
+/// error answer is JSON too).
+///
+/// # Errors
+/// A short text: the body is over the cap, or not JSON.
+pub(crate) async fn read_json_any_status(
+    mut response: reqwest::Response,
+    what: &str,
+    cap: usize,
+) -> Result<Value, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()

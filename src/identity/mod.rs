@@ -19,12 +19,14 @@
 //!   challenges.
 //! - [`jwt`], [`jwks`]: verifying JWTs with the provider's keys.
 //! - [`introspection`]: opaque tokens (RFC 7662).
+//! - [`exchange`]: the caller's token exchanged for an upstream's (RFC 8693).
 //! - [`discovery`]: fetching the provider's documents, with their bounds.
 //! - `token_cache`: tokens already verified.
 
 pub mod api_keys;
 pub mod config;
 pub mod discovery;
+pub mod exchange;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;
@@ -36,7 +38,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::core::mcp::permissions::{Caller, KeyDigest};
-use crate::core::mcp::PermissionLevel;
+use crate::core::mcp::{PermissionLevel, Secret};
 
 pub use self::api_keys::KeyRing;
 pub use self::resource::ResourceServer;
@@ -60,6 +62,11 @@ pub struct Identity {
     pub max_level: PermissionLevel,
     /// What proved it.
     pub via: Via,
+    /// The access token presented, kept for token exchange only (never forwarded).
+    pub token: Option<Secret>,
+    /// When the access token expires (Unix seconds); a session opened with it ends
+    /// its use there.
+    pub expires_at: Option<u64>,
 }
 
 /// What proved an identity.
@@ -93,7 +100,14 @@ impl Identity {
             name: "anonymous".to_string(),
             max_level: PermissionLevel::Admin,
             via: Via::Anonymous,
+            token: None,
+            expires_at: None,
         }
+    }
+
+    /// Whether the credential has expired (a token's `exp` has passed).
+    pub fn expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at < unix_now())
     }
 }
 
@@ -158,10 +172,14 @@ impl Authenticator {
             return Ok(identity);
         }
         match &self.oauth {
-            Some(oauth) => oauth
-                .authenticate(presented, &digest, path)
-                .await
-                .map_err(AuthFailure::InvalidToken),
+            Some(oauth) => {
+                let mut identity = oauth
+                    .authenticate(presented, &digest, path)
+                    .await
+                    .map_err(AuthFailure::InvalidToken)?;
+                identity.token = Some(Secret::new(presented));
+                Ok(identity)
+            }
             None => Err(AuthFailure::UnknownKey),
         }
     }

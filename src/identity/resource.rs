@@ -316,6 +316,8 @@ impl ResourceServer {
             name: clean_name(subject),
             max_level,
             via: Via::Token,
+            token: None,
+            expires_at: claims.get("exp").and_then(Value::as_u64),
         };
         let audiences = match claims.get("aud") {
             Some(Value::String(aud)) => vec![aud.clone()],

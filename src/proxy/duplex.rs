@@ -267,6 +267,22 @@ impl Session {
     }
 
     async fn request(&mut self, id: Value, method: String, params: Value) {
+        // A session outlives nothing of its credential: once the token it was opened
+        // with has expired, requests are refused until the client reconnects.
+        if self.identity.expired() {
+            self.state
+                .metrics()
+                .record_request(self.face, &method, "unauthorized");
+            let _ = self
+                .outgoing
+                .send(jsonrpc_error(
+                    id,
+                    -32001,
+                    "the access token this session was opened with has expired: reconnect with a new one",
+                ))
+                .await;
+            return;
+        }
         if method == "logging/setLevel" {
             let level = params.get("level").and_then(Value::as_str);
             if let Some(rank) = level.and_then(log_rank) {

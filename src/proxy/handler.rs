@@ -24,6 +24,7 @@ use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::core::mcp::{
     CallOptions, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
 };
+use crate::identity::exchange::TokenExchanger;
 
 /// Page size of the gateway's own pagination.
 const PAGE_SIZE: usize = 200;
@@ -105,6 +106,8 @@ pub type Outcome = Result<Value, ClientError>;
 pub struct McpHandler {
     gateway: McpGateway,
     permissions: Arc<PermissionManager>,
+    /// Servers whose calls carry the caller's token exchanged for theirs.
+    exchanges: Arc<std::collections::HashMap<String, TokenExchanger>>,
     server_name: String,
     /// How many client subscriptions each (server, URI) has.
     subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>,
@@ -137,9 +140,21 @@ impl McpHandler {
         McpHandler {
             gateway,
             permissions,
+            exchanges: Arc::default(),
             server_name: "litellm-mcp".to_string(),
             subscriptions: Arc::default(),
         }
+    }
+
+    /// Makes calls to these servers carry the caller's token exchanged for one meant
+    /// for the server (RFC 8693).
+    #[must_use]
+    pub fn with_token_exchanges(
+        mut self,
+        exchanges: std::collections::HashMap<String, TokenExchanger>,
+    ) -> Self {
+        self.exchanges = Arc::new(exchanges);
+        self
     }
 
     /// The gateway.
@@ -375,12 +390,24 @@ impl McpHandler {
                     .collect::<Map<String, Value>>()
             })
             .filter(|m| !m.is_empty());
+        let credential = match self.exchanges.get(upstream.name()) {
+            None => None,
+            Some(exchanger) => {
+                Some(exchanger.token_for(ctx.identity).await.map_err(|message| {
+                    ClientError::from(McpError::AuthenticationError {
+                        server_name: upstream.name().to_string(),
+                        message,
+                    })
+                })?)
+            }
+        };
         let options = CallOptions {
             progress: ctx.progress,
             timeout: None,
             meta,
             server_requests: channels.asker,
             notifications: channels.notifications,
+            credential,
         };
         match upstream.call_tool_with(tool, arguments, options).await {
             Ok(result) => Ok(result.into_value()),

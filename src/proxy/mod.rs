@@ -50,6 +50,7 @@ use self::handler::McpHandler;
 use self::ops::Metrics;
 use self::sessions::SessionStore;
 use crate::core::mcp::McpGateway;
+use crate::identity::exchange::TokenExchanger;
 use crate::identity::{Authenticator, KeyRing, ResourceServer};
 use crate::settings::Settings;
 
@@ -89,7 +90,18 @@ impl AppState {
         let (announcements, _) = broadcast::channel(256);
         let state = AppState {
             inner: Arc::new(StateInner {
-                handler: McpHandler::new(gateway, Arc::new(settings.permissions.clone())),
+                handler: McpHandler::new(gateway, Arc::new(settings.permissions.clone()))
+                    .with_token_exchanges(
+                        settings
+                            .servers
+                            .iter()
+                            .filter_map(|s| {
+                                let exchange = s.token_exchange.clone()?;
+                                let name = s.config.name.clone();
+                                Some((name.clone(), TokenExchanger::new(&name, exchange)))
+                            })
+                            .collect(),
+                    ),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
                     settings

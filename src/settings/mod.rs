@@ -298,6 +298,8 @@ pub struct ServerSettings {
     pub config: McpServerConfig,
     /// The gateway's server options with this server's protocol preference.
     pub options: ServerOptions,
+    /// Calls go out with the caller's token exchanged for one meant for this server.
+    pub token_exchange: Option<crate::identity::config::TokenExchangeSettings>,
 }
 
 impl fmt::Debug for ServerSettings {
@@ -328,6 +330,7 @@ impl fmt::Debug for ServerSettings {
                 &names,
             )
             .field("options", &self.options)
+            .field("token_exchange", &self.token_exchange)
             .finish()
     }
 }

@@ -99,6 +99,18 @@ pub(super) struct RawServer {
     pub(super) headers: Field<StringMap>,
     pub(super) protocol: Field<ProtocolPreference>,
     pub(super) auth: Field<RawAuth>,
+    pub(super) token_exchange: Field<RawTokenExchange>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "token exchange: a mapping with token_url, client_id, client_secret")]
+pub(super) struct RawTokenExchange {
+    pub(super) token_url: Field<String>,
+    pub(super) client_id: Field<String>,
+    pub(super) client_secret: Field<String>,
+    pub(super) resource: Field<String>,
+    pub(super) audience: Field<String>,
+    pub(super) scopes: Field<Vec<String>>,
 }
 
 /// Every key of every kind of credentials; which belong to which `type` is checked by
@@ -118,6 +130,7 @@ pub(super) struct RawAuth {
     pub(super) client_secret: Field<String>,
     pub(super) token_url: Field<String>,
     pub(super) scopes: Field<Vec<String>>,
+    pub(super) resource: Field<String>,
 }
 
 #[derive(Deserialize)]

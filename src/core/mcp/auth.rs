@@ -130,6 +130,25 @@ impl UpstreamAuth {
         Ok(headers)
     }
 
+    /// [`UpstreamAuth::headers`], with `credential` (one request's own bearer token, such
+    /// as a user's token exchanged on their behalf) in place of the configured one.
+    ///
+    /// # Errors
+    /// As [`UpstreamAuth::headers`].
+    pub(crate) async fn headers_for(&self, credential: Option<&Secret>) -> McpResult<HeaderMap> {
+        match credential {
+            None => self.headers().await,
+            Some(credential) => {
+                let mut headers = self.static_headers.clone();
+                if let Some(AuthConfig::ApiKey { header, .. }) = &self.auth {
+                    headers.remove(header.as_str());
+                }
+                headers.insert(AUTHORIZATION, bearer_value(credential)?);
+                Ok(headers)
+            }
+        }
+    }
+
     /// Forgets the cached OAuth token if it is still `used` (a 401 answered it), so the
     /// next [`UpstreamAuth::headers`] fetches a new one. A token another caller already
     /// replaced is kept.
@@ -163,6 +182,7 @@ impl UpstreamAuth {
             client_secret,
             token_url,
             scopes,
+            resource,
         }) = &self.auth
         else {
             return Err(self.auth_error("no OAuth configuration".to_string()));
@@ -171,6 +191,9 @@ impl UpstreamAuth {
         let scope = scopes.join(" ");
         if !scope.is_empty() {
             form.push(("scope", &scope));
+        }
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
         }
         let body = form
             .iter()

@@ -158,6 +158,9 @@ pub enum AuthConfig {
         token_url: String,
         /// Scopes to ask for (space-joined in the request); empty for none.
         scopes: Vec<String>,
+        /// The resource the token is for (RFC 8707 `resource`), when the authorization
+        /// server wants one.
+        resource: Option<String>,
     },
 }
 
@@ -201,6 +204,7 @@ impl AuthConfig {
             client_secret: Secret::new(client_secret),
             token_url: token_url.into(),
             scopes: Vec::new(),
+            resource: None,
         }
     }
 
@@ -213,6 +217,16 @@ impl AuthConfig {
     {
         if let AuthConfig::OAuth2 { scopes, .. } = &mut self {
             scopes.extend(new_scopes.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// Asks OAuth 2.0 tokens for `resource` (RFC 8707: the authorization server binds
+    /// the token's audience to it); other kinds of credentials are returned unchanged.
+    #[must_use]
+    pub fn with_resource(mut self, new_resource: impl Into<String>) -> Self {
+        if let AuthConfig::OAuth2 { resource, .. } = &mut self {
+            *resource = Some(new_resource.into());
         }
         self
     }

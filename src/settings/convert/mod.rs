@@ -40,6 +40,8 @@ struct Known {
     organizations: HashSet<String>,
     /// Whether identities also come from an identity provider's claims.
     from_claims: bool,
+    /// Where servers ask for token exchange (which needs `oauth`).
+    exchanges: Vec<Place>,
 }
 
 pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
@@ -173,6 +175,15 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
 
     let oauth = self::oauth::convert_oauth(p, &root.key("oauth"), raw.oauth);
     known.from_claims = oauth.is_some();
+    if oauth.is_none() {
+        for place in &known.exchanges {
+            p.add(
+                place,
+                "token exchange needs `oauth`: only callers signed in with an identity provider \
+                 have a token to exchange",
+            );
+        }
+    }
 
     if !listen.ip().is_loopback()
         && api_keys.is_empty()

@@ -10,10 +10,13 @@
 use std::collections::HashMap;
 
 use crate::core::mcp::config::{DEFAULT_API_KEY_HEADER, DEFAULT_TIMEOUT_MS};
-use crate::core::mcp::{AuthConfig, CommandLine, McpServerConfig, ServerOptions, Transport};
+use crate::core::mcp::{
+    AuthConfig, CommandLine, McpServerConfig, Secret, ServerOptions, Transport,
+};
+use crate::identity::config::TokenExchangeSettings;
 use crate::settings::env::is_env_name;
 use crate::settings::place::{Place, Problems};
-use crate::settings::raw::{Entries, Field, RawAuth, RawServer, StringMap};
+use crate::settings::raw::{Entries, Field, RawAuth, RawServer, RawTokenExchange, StringMap};
 use crate::settings::ServerSettings;
 
 use super::{check_name, config_message, Known};
@@ -79,6 +82,13 @@ pub(super) fn convert_server(
     let auth = p
         .optional(&place.key("auth"), raw.auth)
         .and_then(|raw| convert_auth(raw, &place.key("auth"), p));
+    let exchange_place = place.key("token_exchange");
+    let token_exchange = p
+        .optional(&exchange_place, raw.token_exchange)
+        .and_then(|raw| convert_token_exchange(raw, &exchange_place, p));
+    if token_exchange.is_some() {
+        known.exchanges.push(exchange_place.clone());
+    }
 
     let (transport, target) = match (has_url, has_command) {
         (true, true) => {
@@ -182,7 +192,20 @@ pub(super) fn convert_server(
         p.add(place, config_message(e));
         return None;
     }
+    if token_exchange.is_some() && !matches!(config.transport, Transport::Http | Transport::Sse) {
+        p.add(
+            &exchange_place,
+            "token exchange sends each call with its own credential: it needs transport http or sse",
+        );
+        return None;
+    }
     Some(ServerSettings {
+        token_exchange: token_exchange.map(|mut exchange| {
+            if exchange.resource.is_none() && exchange.audience.is_none() {
+                exchange.resource = Some(config.url.clone());
+            }
+            exchange
+        }),
         config,
         options: ServerOptions {
             protocol,
@@ -293,7 +316,13 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
         "bearer" => &["token"],
         "api_key" => &["key", "header"],
         "basic" => &["username", "password"],
-        "oauth2" => &["client_id", "client_secret", "token_url", "scopes"],
+        "oauth2" => &[
+            "client_id",
+            "client_secret",
+            "token_url",
+            "scopes",
+            "resource",
+        ],
         other => {
             p.add(
                 &kind_place,
@@ -312,6 +341,7 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
         ("client_secret", raw.client_secret.is_some()),
         ("token_url", raw.token_url.is_some()),
         ("scopes", raw.scopes.is_some()),
+        ("resource", raw.resource.is_some()),
     ];
     for (key, _) in present
         .iter()
@@ -381,7 +411,61 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
                     false
                 }
             });
-            Some(AuthConfig::oauth2(client_id?, client_secret?, token_url?).with_scopes(scopes))
+            let resource = p.optional(&place.key("resource"), raw.resource);
+            let auth =
+                AuthConfig::oauth2(client_id?, client_secret?, token_url?).with_scopes(scopes);
+            Some(match resource {
+                Some(resource) => auth.with_resource(resource),
+                None => auth,
+            })
         }
     }
+}
+
+/// `servers[].token_exchange`: the caller's access token exchanged (RFC 8693) for one
+/// meant for this server, on each call.
+fn convert_token_exchange(
+    raw: RawTokenExchange,
+    place: &Place,
+    p: &mut Problems,
+) -> Option<TokenExchangeSettings> {
+    let url_place = place.key("token_url");
+    let token_url =
+        p.required(&url_place, raw.token_url)
+            .filter(|url| match url::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => true,
+                Ok(parsed) => {
+                    p.add(
+                        &url_place,
+                        format!(
+                            "scheme `{}`: the token endpoint is http(s)://",
+                            parsed.scheme()
+                        ),
+                    );
+                    false
+                }
+                Err(e) => {
+                    p.add(&url_place, format!("not a valid URL ({e})"));
+                    false
+                }
+            });
+    let client_id = p.required(&place.key("client_id"), raw.client_id);
+    let secret_place = place.key("client_secret");
+    let client_secret = p.required(&secret_place, raw.client_secret);
+    if client_secret.as_deref() == Some("") {
+        p.add(&secret_place, "empty");
+    }
+    let resource = p.optional(&place.key("resource"), raw.resource);
+    let audience = p.optional(&place.key("audience"), raw.audience);
+    let scopes = p
+        .optional(&place.key("scopes"), raw.scopes)
+        .unwrap_or_default();
+    Some(TokenExchangeSettings {
+        token_url: token_url?,
+        client_id: client_id?,
+        client_secret: Secret::new(client_secret.filter(|s| !s.is_empty())?),
+        resource,
+        audience,
+        scopes,
+    })
 }

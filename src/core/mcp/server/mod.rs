@@ -12,6 +12,7 @@
 mod session;
 mod tool_cache;
 
+use crate::core::mcp::config::Secret;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -129,6 +130,11 @@ pub struct CallOptions {
     /// Receives the notifications that come with this call (`notifications/message`
     /// on its own reply stream); without it they go to [`McpServer::notifications`].
     pub notifications: Option<mpsc::UnboundedSender<ServerNotification>>,
+    /// A bearer credential for this call only, sent in place of the server's configured
+    /// one (for example a user's token exchanged on their behalf). HTTP and SSE servers
+    /// only: over WebSocket or stdio the call fails with
+    /// [`McpError::AuthenticationError`] rather than go out under other credentials.
+    pub credential: Option<Secret>,
 }
 
 /// The state of a server's connection, for listings and health checks.
@@ -446,6 +452,7 @@ impl McpServer {
                 .get(tool)
                 .map(|t| param_headers(t, &params["arguments"]))
                 .unwrap_or_default(),
+            credential: options.credential,
         };
         // The stateless revision asks for input with `input_required` results: get the
         // answers from whoever answers this call's requests and send the call again
@@ -591,6 +598,7 @@ impl McpServer {
             listener: None,
             idempotent: method != protocol::METHOD_TOOLS_CALL,
             param_headers: Vec::new(),
+            credential: None,
         };
         self.request_inner(method, params, extras, deadline).await
     }
@@ -654,6 +662,7 @@ impl McpServer {
                 listener: None,
                 idempotent: true,
                 param_headers: Vec::new(),
+                credential: None,
             };
             let page = self
                 .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
@@ -768,6 +777,7 @@ impl McpServer {
             listener: extras.listener.clone(),
             cancellable: true,
             param_headers: extras.param_headers.clone(),
+            credential: extras.credential.clone(),
         };
         match session.request(id, method, params, request_extras).await {
             Ok(value) => Ok(value),
@@ -1001,6 +1011,7 @@ impl McpServer {
                 listener: None,
                 cancellable: true,
                 param_headers: Vec::new(),
+                credential: None,
             };
             let outcome = tokio::select! {
                 () = session.cancel.cancelled() => return,
@@ -1044,6 +1055,7 @@ impl McpServer {
             listener: None,
             cancellable: false,
             param_headers: Vec::new(),
+            credential: None,
         };
         match session.request(id, method, Some(params), extras).await {
             Ok(value) => Ok(value),
@@ -1269,6 +1281,7 @@ struct Extras<'a> {
     listener: Option<mpsc::UnboundedSender<ServerNotification>>,
     idempotent: bool,
     param_headers: Vec<(String, String)>,
+    credential: Option<Secret>,
 }
 
 #[cfg(test)]

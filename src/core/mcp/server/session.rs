@@ -8,6 +8,7 @@
 //! `notifications/cancelled` goes upstream. It does not reconnect; the server layer
 //! replaces a session whose dispatcher reports it closed.
 
+use crate::core::mcp::config::Secret;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -181,6 +182,7 @@ impl Dispatcher {
                 name: None,
                 awaiting: None,
                 param_headers: &[],
+                credential: None,
             };
             let _ = session.connection.send(outgoing).await;
         });
@@ -294,6 +296,8 @@ pub(crate) struct RequestExtras<'a> {
     pub(crate) cancellable: bool,
     /// `Mcp-Param-*` headers (stateless revision over HTTP).
     pub(crate) param_headers: Vec<(String, String)>,
+    /// This request's own bearer credential (HTTP transports).
+    pub(crate) credential: Option<Secret>,
 }
 
 impl Session {
@@ -381,6 +385,7 @@ impl Session {
             name: extras.name,
             awaiting: Some(id),
             param_headers: &extras.param_headers,
+            credential: extras.credential.as_ref(),
         };
         // Streamable HTTP reads the reply inside `send`, so the request counts as sent
         // (and a caller that stops waiting must cancel it) from here on.
@@ -423,6 +428,7 @@ impl Session {
                 name: None,
                 awaiting: None,
                 param_headers: &[],
+                credential: None,
             })
             .await
     }

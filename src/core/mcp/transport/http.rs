@@ -25,6 +25,7 @@ use super::{
     Limits, Negotiated, Outgoing, SendError,
 };
 use crate::core::mcp::auth::{read_capped, UpstreamAuth};
+use crate::core::mcp::config::Secret;
 use crate::core::mcp::error::McpError;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -112,7 +113,7 @@ impl HttpConnection {
             transport_error(&shared.server_name, format!("cannot encode: {e}"), false)
         })?);
         let response = shared
-            .authorized(|headers| {
+            .authorized(outgoing.credential, |headers| {
                 let mut request = shared
                     .http
                     .post(shared.url.clone())
@@ -184,7 +185,7 @@ impl HttpConnection {
             ))
             .await;
             let resumed = shared
-                .authorized(|headers| {
+                .authorized(outgoing.credential, |headers| {
                     shared
                         .http
                         .get(shared.url.clone())
@@ -269,15 +270,17 @@ impl Shared {
         self.session_id.lock().ok().and_then(|s| s.clone())
     }
 
-    /// Sends a request built by `build` with the current credentials and session
-    /// headers; after a 401, refreshes an OAuth token and sends once more.
+    /// Sends a request built by `build` with the current credentials (or `credential`,
+    /// this request's own) and session headers; after a 401, refreshes an OAuth token and
+    /// sends once more.
     async fn authorized(
         &self,
+        credential: Option<&Secret>,
         build: impl Fn(HeaderMap) -> reqwest::RequestBuilder,
     ) -> Result<Response, SendError> {
-        let mut may_refresh = self.auth.can_refresh();
+        let mut may_refresh = credential.is_none() && self.auth.can_refresh();
         loop {
-            let mut headers = self.auth.headers().await?;
+            let mut headers = self.auth.headers_for(credential).await?;
             let credentials = headers.clone();
             if let Some(session) = self.session_header() {
                 headers.insert(SESSION_HEADER, session);
@@ -395,7 +398,7 @@ impl Shared {
         loop {
             let last = last_event_id.clone();
             let result = self
-                .authorized(|headers| {
+                .authorized(None, |headers| {
                     let mut request = self
                         .http
                         .get(self.url.clone())

@@ -83,6 +83,9 @@ pub(crate) struct Outgoing<'a> {
     /// `Mcp-Param-*` headers of the stateless revision (arguments marked
     /// `x-mcp-header`), as (name suffix, value).
     pub(crate) param_headers: &'a [(String, String)],
+    /// This message's own bearer credential, in place of the server's configured one
+    /// (HTTP transports only: the others carry no per-message headers).
+    pub(crate) credential: Option<&'a crate::core::mcp::config::Secret>,
 }
 
 /// How a send failed.
@@ -148,6 +151,14 @@ impl Connection {
         match self {
             Connection::Http(c) => c.send(outgoing).await,
             Connection::Sse(c) => c.send(outgoing).await,
+            // A per-message credential cannot travel here: refuse rather than send the
+            // message under the connection's own credentials.
+            Connection::WebSocket(_) | Connection::Stdio(_) if outgoing.credential.is_some() => {
+                Err(SendError::Failed(McpError::AuthenticationError {
+                    server_name: String::new(),
+                    message: "a per-call credential needs an HTTP transport".to_string(),
+                }))
+            }
             Connection::WebSocket(c) => c.send(outgoing).await,
             Connection::Stdio(c) => c.send(outgoing).await,
         }

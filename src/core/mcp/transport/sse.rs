@@ -150,9 +150,9 @@ impl SseConnection {
         let body = serde_json::to_vec(outgoing.message).map_err(|e| {
             transport_error(&self.server_name, format!("cannot encode: {e}"), false)
         })?;
-        let mut may_refresh = self.auth.can_refresh();
+        let mut may_refresh = outgoing.credential.is_none() && self.auth.can_refresh();
         loop {
-            let headers = self.auth.headers().await?;
+            let headers = self.auth.headers_for(outgoing.credential).await?;
             let response = self
                 .http
                 .post(self.endpoint.clone())
