@@ -916,3 +916,52 @@ async fn a_websocket_session_lives_no_longer_than_its_token() {
         .unwrap()
         .contains("has expired"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_each_configured_provider_are_accepted_with_their_own_claims() {
+    let first = start_provider(&[]);
+    let second = start_provider(&[]);
+    // The second provider names teams in another claim and is told apart by its issuer.
+    let extra = format!(
+        "    - issuer: \"{}\"\n      claims: {{subject: sub, team: org}}\n      jwks_min_refetch_secs: 1\n",
+        second.url("")
+    );
+    let gw = Gateway::start(&first, &extra).await;
+    let mcp = gw.url("/mcp");
+    let from_first = mint(&first, "valid", &mcp, json!({"sub": "alice"})).await;
+    let (status, _, body) = gw
+        .rpc("/mcp", Some(&from_first), "tools/list", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(tool_names(&body).contains(&"fx__echo".to_string()));
+    assert!(!tool_names(&body).iter().any(|n| n.starts_with("other__")));
+    // On the second provider the team is read from `org`: `red` may read both servers.
+    let from_second = mint(&second, "valid", &mcp, json!({"sub": "dave", "org": "red"})).await;
+    let (status, _, body) = gw
+        .rpc("/mcp", Some(&from_second), "tools/list", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        tool_names(&body).contains(&"other__echo".to_string()),
+        "{body}"
+    );
+    // The two providers' keys are told apart: a token claiming the first issuer but
+    // signed by the second provider's key is refused.
+    let forged = mint(&second, "valid", &mcp, json!({})).await;
+    let (header, rest) = forged.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&engine.decode(payload).unwrap()).unwrap();
+    claims["iss"] = json!(first.url(""));
+    let forged = format!("{header}.{}.{signature}", engine.encode(claims.to_string()));
+    let (status, _, body) = gw
+        .rpc("/mcp", Some(&forged), "server/discover", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not publish") || message.contains("signature"),
+        "{message}"
+    );
+}
