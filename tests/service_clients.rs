@@ -13,13 +13,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{fixture_binary, repo_root, ServerProcess};
+use common::{fixture_binary, repo_root, run_bounded, ServerProcess};
 use serde_json::Value;
 
 const ADMIN: &str = "sk-test-admin";
@@ -211,47 +210,6 @@ fn run_client(
         .unwrap_or(stderr.len());
     report["stderr"] = Value::from(&stderr[tail..]);
     report
-}
-
-/// Spawns `command` with piped output and waits at most `limit`, killing it past that.
-fn run_bounded(
-    mut command: Command,
-    limit: Duration,
-    what: &str,
-) -> (std::process::ExitStatus, String, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = stderr.join().unwrap_or_default();
-            panic!("{what} did not finish within {limit:?}\nstderr: {stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status,
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    )
 }
 
 /// Runs several clients at once (each bounded), in order of `jobs`.

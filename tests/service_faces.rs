@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{closed_port, fixture_binary, python_mcp1, repo_root, ServerProcess};
+use common::{
+    closed_port, fixture_binary, python_mcp1, repo_root, InProcessGateway, ServerProcess,
+};
 use futures::{SinkExt, StreamExt};
 use litellm_rs::proxy::{self, AppState};
 use litellm_rs::settings::Settings;
@@ -60,8 +62,7 @@ policies:
 struct Gateway {
     base: String,
     port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    inner: InProcessGateway,
     _upstreams: Vec<ServerProcess>,
 }
 
@@ -95,39 +96,18 @@ impl Gateway {
     async fn start_with(more_servers: &str, mut upstreams: Vec<ServerProcess>) -> Gateway {
         let upstream = ServerProcess::fixture(&[]);
         let yaml = settings_yaml(upstream.port, more_servers);
-        let settings = Settings::parse(&yaml, &|_| None).unwrap();
-        let gateway = settings.build_gateway().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = AppState::new(gateway, &settings);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            proxy::serve(listener, state, shutdown, Duration::from_secs(2))
-                .await
-                .unwrap();
-        });
+        let inner = InProcessGateway::serve(&yaml).await;
+        upstreams.push(upstream);
         Gateway {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            stop: Some(stop),
-            task: Some(task),
-            _upstreams: {
-                upstreams.push(upstream);
-                upstreams
-            },
+            base: inner.base.clone(),
+            port: inner.port,
+            inner,
+            _upstreams: upstreams,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-        }
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 
     async fn metrics(&self) -> String {

@@ -9,17 +9,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{closed_port, fixture_binary, ServerProcess};
-use litellm_rs::proxy::{self, AppState};
-use litellm_rs::settings::Settings;
+use common::{closed_port, fixture_binary, InProcessGateway, ServerProcess};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// A gateway served in-process on a free port; stops when dropped.
 struct Gateway {
     base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    inner: InProcessGateway,
     _upstream: ServerProcess,
 }
 
@@ -69,24 +66,10 @@ policies:
 
     /// A gateway on this configuration, whose upstream is `upstream`.
     async fn serve(yaml: &str, upstream: ServerProcess) -> Gateway {
-        let settings = Settings::parse(yaml, &|_| None).unwrap();
-        let gateway = settings.build_gateway().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let state = AppState::new(gateway, &settings);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            proxy::serve(listener, state, shutdown, Duration::from_secs(2))
-                .await
-                .unwrap();
-        });
+        let inner = InProcessGateway::serve(yaml).await;
         Gateway {
-            base,
-            stop: Some(stop),
-            task: Some(task),
+            base: inner.base.clone(),
+            inner,
             _upstream: upstream,
         }
     }
@@ -135,13 +118,8 @@ policies:
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-        }
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 

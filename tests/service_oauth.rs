@@ -10,13 +10,10 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ServerProcess;
-use litellm_rs::proxy::{self, AppState};
-use litellm_rs::settings::Settings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -39,8 +36,7 @@ fn start_provider(extra: &[&str]) -> ServerProcess {
 
 /// A gateway served in-process on a free port; stops when dropped.
 struct Gateway {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    inner: common::InProcessGateway,
     _upstream: ServerProcess,
 }
 
@@ -83,29 +79,14 @@ oauth:
 {oauth_extra}"#,
             port = upstream.port,
         );
-        let settings = Settings::parse(&yaml, &|_| None).unwrap();
-        let gateway = settings.build_gateway().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let state = AppState::new(gateway, &settings);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            proxy::serve(listener, state, shutdown, Duration::from_secs(2))
-                .await
-                .unwrap();
-        });
         Gateway {
-            base,
-            stop: Some(stop),
+            inner: common::InProcessGateway::serve(&yaml).await,
             _upstream: upstream,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.inner.url(path)
     }
 
     /// A JSON-RPC request on `path` with `credential`; the status, headers and body.
@@ -142,14 +123,6 @@ oauth:
         let headers = response.headers().clone();
         let body = response.json().await.unwrap_or(Value::Null);
         (status, headers, body)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -206,33 +179,11 @@ fn run_oauth_client(python: bool, url: &str, args: &[&str]) -> Value {
         c
     };
     command.arg(url).args(args);
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the client starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + CLIENT_LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the client did not finish within {CLIENT_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    let what = format!(
+        "{} OAuth client {url} {args:?}",
+        if python { "python" } else { "ts" }
+    );
+    let (_, stdout, stderr) = common::run_bounded(command, CLIENT_LIMIT, &what);
     let line = stdout.lines().rev().find(|l| !l.trim().is_empty());
     let report: Value = line
         .and_then(|l| serde_json::from_str(l).ok())
