@@ -399,6 +399,23 @@ async fn bad_tokens_each_get_a_401_with_their_reason() {
         assert!(body.get("result").is_none());
     }
 
+    // An unknown credential is introspected once, then refused from memory for a while:
+    // made-up credentials cannot make the gateway send a request each.
+    idp_post(&idp, "/test/stats/reset", json!({})).await;
+    for _ in 0..5 {
+        let (status, _, _) = gw
+            .rpc(
+                "/mcp",
+                Some("made-up-credential"),
+                "server/discover",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let stats = common::get_json(&idp.url("/test/stats")).await;
+    assert_eq!(stats["introspections"], 1, "{stats}");
+
     // A token for /mcp is not one for /mcp/fx, and the other way round.
     let (status, headers, _) = gw
         .rpc("/mcp/fx", Some(&good), "server/discover", json!({}))
@@ -448,7 +465,11 @@ async fn bad_tokens_each_get_a_401_with_their_reason() {
         challenge.starts_with("Bearer error=\"insufficient_scope\""),
         "{challenge}"
     );
-    assert!(challenge.ends_with("scope=\"mcp:call\""), "{challenge}");
+    // It keeps the scope the token has and adds the one needed.
+    assert!(
+        challenge.ends_with("scope=\"mcp:read mcp:call\""),
+        "{challenge}"
+    );
     let none = mint(&idp, "valid", &mcp, json!({"scope": "openid"})).await;
     let (status, headers, _) = gw
         .rpc("/mcp", Some(&none), "server/discover", json!({}))
@@ -457,7 +478,24 @@ async fn bad_tokens_each_get_a_401_with_their_reason() {
     assert!(headers["www-authenticate"]
         .to_str()
         .unwrap()
-        .ends_with("scope=\"mcp:read mcp:call\""));
+        .ends_with("scope=\"mcp:read\""));
+
+    // Access tokens travel in `Authorization: Bearer` only: in x-api-key (or a
+    // WebSocket's ?api_key=) a token is just an unknown key, never sent to the provider.
+    let response = reqwest::Client::new()
+        .post(gw.url("/mcp"))
+        .header("x-api-key", &good)
+        .header("Content-Type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("API key is not valid"));
 
     // REST takes tokens for /v1/mcp, with the same checks.
     let rest_token = mint(&idp, "valid", &gw.url("/v1/mcp"), json!({})).await;

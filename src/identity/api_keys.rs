@@ -51,6 +51,8 @@ impl KeyRing {
             via: Via::ApiKey,
             token: None,
             expires_at: None,
+            issuer: None,
+            scopes: Vec::new(),
         })
     }
 }

@@ -132,13 +132,12 @@ pub struct IntrospectionSettings {
     pub cache: Duration,
 }
 
-/// A pre-registered client handed out by the gateway's registration endpoint.
+/// A pre-registered public client (PKCE, no secret) handed out by the gateway's
+/// registration endpoint.
 #[derive(Debug, Clone)]
 pub struct RegistrationSettings {
     /// The client's id at the provider.
     pub client_id: String,
-    /// Its secret, when it is a confidential client (every registering client gets it).
-    pub client_secret: Option<Secret>,
 }
 
 /// `servers[].token_exchange`: on each call, the caller's access token is exchanged
@@ -146,6 +145,9 @@ pub struct RegistrationSettings {
 /// that one.
 #[derive(Debug, Clone)]
 pub struct TokenExchangeSettings {
+    /// The issuer whose tokens are exchanged (the only provider, when there is one);
+    /// tokens of other providers are not sent to `token_url`.
+    pub issuer: Option<String>,
     /// The provider's token endpoint.
     pub token_url: String,
     /// The gateway's client at the provider.

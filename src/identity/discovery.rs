@@ -15,12 +15,50 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Redirects followed when fetching a provider's documents (none carries a credential).
 pub const MAX_REDIRECTS: usize = 3;
 
-/// The HTTP client for requests to providers.
+/// The HTTP client for a provider's documents (discovery, keys): a few redirects, and
+/// no credential on any request.
 pub(crate) fn provider_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-        .build()
-        .unwrap_or_default()
+    client(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+}
+
+/// The HTTP client for requests that carry a credential (introspection, token exchange):
+/// no redirect is followed, so neither the client secret nor a token in the body can be
+/// sent on to another address.
+pub(crate) fn credential_client() -> reqwest::Client {
+    client(reqwest::redirect::Policy::none())
+}
+
+fn client(redirects: reqwest::redirect::Policy) -> reqwest::Client {
+    match reqwest::Client::builder().redirect(redirects).build() {
+        Ok(client) => client,
+        Err(error) => {
+            // Only a TLS back-end that cannot start fails here; a plain client still
+            // serves loopback providers, and https ones fail with their own error.
+            tracing::error!(%error, "cannot build the identity providers' HTTP client");
+            reqwest::Client::default()
+        }
+    }
+}
+
+/// HTTP Basic credentials of an OAuth client: id and secret form-urlencoded first
+/// (RFC 6749 §2.3.1), as providers decode them.
+pub(crate) fn basic_credentials(client_id: &str, client_secret: &str) -> (String, String) {
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    (encode(client_id), encode(client_secret))
+}
+
+/// Whether a URL a provider gave may be fetched: `https://`, or `http://` on loopback.
+pub(crate) fn is_secure_url(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "https" => true,
+        Ok(parsed) if parsed.scheme() == "http" => match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// Reads a response's body up to `cap` bytes and parses it as JSON.

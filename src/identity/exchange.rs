@@ -43,6 +43,8 @@ pub struct TokenExchanger {
     settings: TokenExchangeSettings,
     http: reqwest::Client,
     cache: Mutex<HashMap<KeyDigest, (Secret, u64)>>,
+    /// Held while exchanging: callers with the same token wait for one exchange.
+    exchanging: tokio::sync::Mutex<()>,
 }
 
 impl TokenExchanger {
@@ -51,8 +53,25 @@ impl TokenExchanger {
         TokenExchanger {
             server: server.to_string(),
             settings,
-            http: discovery::provider_client(),
+            http: discovery::credential_client(),
             cache: Mutex::default(),
+            exchanging: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached(&self, digest: &KeyDigest, now: u64) -> Option<Secret> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(digest)
+            .filter(|(_, until)| *until > now)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// Forgets the token exchanged for `identity`'s (the upstream refused it), so the
+    /// next call exchanges again.
+    pub fn forget(&self, identity: &Identity) {
+        if let (Some(subject), Ok(mut cache)) = (&identity.token, self.cache.lock()) {
+            cache.remove(&KeyDigest::of(subject.expose()));
         }
     }
 
@@ -72,14 +91,24 @@ impl TokenExchanger {
                 ))
             }
         };
+        if self
+            .settings
+            .issuer
+            .as_ref()
+            .is_some_and(|issuer| identity.issuer.as_ref() != Some(issuer))
+        {
+            return Err(format!(
+                "server '{}' exchanges tokens of another identity provider than the caller's",
+                self.server
+            ));
+        }
         let digest = KeyDigest::of(subject.expose());
+        if let Some(token) = self.cached(&digest, unix_now()) {
+            return Ok(token);
+        }
+        let _exchanging = self.exchanging.lock().await;
         let now = unix_now();
-        if let Some((token, _)) = self.cache.lock().ok().and_then(|cache| {
-            cache
-                .get(&digest)
-                .filter(|(_, until)| *until > now)
-                .cloned()
-        }) {
+        if let Some(token) = self.cached(&digest, now) {
             return Ok(token);
         }
         let (token, lifetime) = tokio::time::timeout(EXCHANGE_TIMEOUT, self.exchange(subject))
@@ -124,10 +153,12 @@ impl TokenExchanger {
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
+        let (id, secret) =
+            discovery::basic_credentials(&settings.client_id, settings.client_secret.expose());
         let response = self
             .http
             .post(&settings.token_url)
-            .basic_auth(&settings.client_id, Some(settings.client_secret.expose()))
+            .basic_auth(id, Some(secret))
             .header("accept", "application/json")
             .form(&form)
             .send()
@@ -150,6 +181,13 @@ impl TokenExchanger {
                 "the identity provider refused to exchange the caller's token for server '{}' ({error})",
                 self.server
             ));
+        }
+        if answer
+            .get("token_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("n_a"))
+        {
+            return Err("the token exchange answer is not a bearer token".to_string());
         }
         let token = answer
             .get("access_token")

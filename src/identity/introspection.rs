@@ -27,9 +27,13 @@ pub(crate) async fn introspect(
     timeout: Duration,
 ) -> Result<Map<String, Value>, String> {
     let request = async {
+        let (id, secret) = super::discovery::basic_credentials(
+            &settings.client_id,
+            settings.client_secret.expose(),
+        );
         let response = http
             .post(&settings.url)
-            .basic_auth(&settings.client_id, Some(settings.client_secret.expose()))
+            .basic_auth(id, Some(secret))
             .header("accept", "application/json")
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
@@ -48,6 +52,11 @@ pub(crate) async fn introspect(
             Err(format!(
                 "the provider's introspection endpoint did not answer within {timeout:?}"
             ))
+        })
+        .map_err(|detail| {
+            // The detail is for the operator; the client learns only that it failed.
+            tracing::warn!(%issuer, error = %detail, "token introspection failed");
+            "the token could not be checked: the identity provider is unavailable".to_string()
         })?;
     check_answer(answer, issuer)
 }

@@ -228,13 +228,24 @@ impl KeySource {
                     .and_then(Value::as_str)
                     .ok_or("the provider's discovery document has no jwks_uri")?
                     .to_string();
+                if !discovery::is_secure_url(&url) {
+                    return Err(
+                        "the provider's jwks_uri is not https:// (http:// only on loopback)"
+                            .to_string(),
+                    );
+                }
                 state.url = Some(url.clone());
                 url
             }
         };
         let document =
             discovery::get_json(&self.http, &url, "the provider's key set", self.timeout).await?;
-        Ok(parse_key_set(&document))
+        let set = parse_key_set(&document);
+        if set.all.is_empty() {
+            // Keep the keys we have rather than refuse every token.
+            return Err("the provider's key set has no usable signing key".to_string());
+        }
+        Ok(set)
     }
 }
 

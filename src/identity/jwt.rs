@@ -27,6 +27,8 @@ pub(crate) struct UnverifiedJwt {
     alg: String,
     /// The header's `kid`.
     kid: Option<String>,
+    /// The header's `typ`.
+    typ: Option<String>,
     /// The payload's `iss`.
     pub(crate) issuer: Option<String>,
 }
@@ -57,6 +59,10 @@ pub(crate) fn peek(token: &str) -> Option<UnverifiedJwt> {
             .get("kid")
             .and_then(Value::as_str)
             .map(str::to_string),
+        typ: header
+            .get("typ")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         issuer: payload
             .get("iss")
             .and_then(Value::as_str)
@@ -75,6 +81,17 @@ pub(crate) async fn verify(
     provider: &ProviderSettings,
     keys: &Arc<KeySource>,
 ) -> Result<Map<String, Value>, String> {
+    // RFC 9068 access tokens say `at+jwt`; many providers say `JWT`. Anything else
+    // (`id_token+jwt`, logout tokens, …) is some other token.
+    if let Some(typ) = &jwt.typ {
+        let typ = typ.to_ascii_lowercase();
+        if !matches!(typ.as_str(), "at+jwt" | "application/at+jwt" | "jwt") {
+            return Err(format!(
+                "the token's type {} is not an access token's",
+                printable(&typ)
+            ));
+        }
+    }
     let alg = jwt
         .alg
         .parse::<Algorithm>()
@@ -90,10 +107,14 @@ pub(crate) async fn verify(
         .key_for(jwt.kid.as_deref(), alg)
         .await
         .map_err(|e| match e {
-            KeyError::Unknown => "the token is signed with a key the provider does not publish".to_string(),
-            KeyError::Unavailable(why) => format!(
-                "the token's signing key is not known and the provider's keys are unavailable ({why})"
-            ),
+            KeyError::Unknown => {
+                "the token is signed with a key the provider does not publish".to_string()
+            }
+            KeyError::Unavailable(_) => {
+                // The detail was logged where the fetch failed.
+                "the token's signing key is not known and the provider's keys are unavailable"
+                    .to_string()
+            }
         })?;
     let mut validation = Validation::new(alg);
     validation.algorithms = vec![alg];
@@ -172,6 +193,7 @@ mod tests {
             let jwt = UnverifiedJwt {
                 alg: alg.to_string(),
                 kid: None,
+                typ: None,
                 issuer: None,
             };
             let error = verify("x.y.z", &jwt, &provider, &keys).await.unwrap_err();

@@ -67,6 +67,10 @@ pub struct Identity {
     /// When the access token expires (Unix seconds); a session opened with it ends
     /// its use there.
     pub expires_at: Option<u64>,
+    /// The provider that issued the access token.
+    pub issuer: Option<String>,
+    /// The token's scopes that `oauth.scopes` names (for step-up challenges).
+    pub scopes: Vec<String>,
 }
 
 /// What proved an identity.
@@ -102,6 +106,8 @@ impl Identity {
             via: Via::Anonymous,
             token: None,
             expires_at: None,
+            issuer: None,
+            scopes: Vec::new(),
         }
     }
 
@@ -154,11 +160,20 @@ impl Authenticator {
         if !self.requires_credentials() {
             return Ok(Identity::anonymous());
         }
-        let presented = presented_credential(headers).ok_or(AuthFailure::Missing)?;
-        self.identify_credential(presented, path).await
+        let (presented, source) = presented_credential(headers).ok_or(AuthFailure::Missing)?;
+        match source {
+            CredentialSource::Bearer => self.identify_credential(presented, path).await,
+            // Access tokens travel in `Authorization: Bearer` only (the metadata says
+            // `bearer_methods_supported: ["header"]`; never in a query string).
+            CredentialSource::ApiKeyHeader => self
+                .keys
+                .find(&KeyDigest::of(presented))
+                .ok_or(AuthFailure::UnknownKey),
+        }
     }
 
-    /// The identity a credential (a key or a token) proves at the endpoint `path`.
+    /// The identity a credential (a key, or a token as if sent in `Authorization:
+    /// Bearer`) proves at the endpoint `path`.
     ///
     /// # Errors
     /// [`AuthFailure`] when it proves none.
@@ -208,16 +223,12 @@ impl Authenticator {
         let value = match (&self.oauth, failure) {
             (None, AuthFailure::Missing) => "Bearer".to_string(),
             (None, _) => "Bearer error=\"invalid_token\"".to_string(),
-            (Some(oauth), AuthFailure::Missing) => {
-                oauth.challenge(path, None, PermissionLevel::Read)
+            (Some(oauth), AuthFailure::Missing) => oauth.challenge(path, None),
+            (Some(oauth), AuthFailure::UnknownKey) => {
+                oauth.challenge(path, Some(("invalid_token", "the API key is not valid")))
             }
-            (Some(oauth), AuthFailure::UnknownKey) => oauth.challenge(
-                path,
-                Some(("invalid_token", "the API key is not valid")),
-                PermissionLevel::Read,
-            ),
             (Some(oauth), AuthFailure::InvalidToken(why)) => {
-                oauth.challenge(path, Some(("invalid_token", why)), PermissionLevel::Read)
+                oauth.challenge(path, Some(("invalid_token", why)))
             }
         };
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
@@ -236,31 +247,46 @@ impl Authenticator {
         if identity.via != Via::Token || identity.max_level >= needed {
             return None;
         }
-        let scopes = oauth.scopes_granting(needed);
+        let scopes = oauth.scopes_for(needed).join(" ");
         let message = format!(
-            "the access token's scopes do not allow this ({needed} needs one of: {scopes})"
+            "the access token's scopes do not allow this ({needed} needs the scope {scopes})"
         );
-        let value = oauth.challenge(path, Some(("insufficient_scope", &message)), needed);
+        let value = oauth.step_up_challenge(path, &message, needed, &identity.scopes);
         let value =
             HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         Some((value, message))
     }
 }
 
+/// Where a credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `Authorization: Bearer`: an API key or an access token.
+    Bearer,
+    /// `x-api-key` (or a WebSocket upgrade's `?api_key=`): an API key only.
+    ApiKeyHeader,
+}
+
 /// The credential a request presents: `Authorization: Bearer <credential>`, else
 /// `x-api-key`.
-pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_credential(headers: &HeaderMap) -> Option<(&str, CredentialSource)> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
-        });
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+        })
+        .filter(|k| !k.is_empty());
+    match bearer {
+        Some(bearer) => Some((bearer, CredentialSource::Bearer)),
+        None => headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, CredentialSource::ApiKeyHeader)),
+    }
 }
 
 #[cfg(test)]

@@ -20,14 +20,15 @@
 //! It never forwards a client's token anywhere but to the provider's introspection
 //! endpoint; nothing here logs a token.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
 use crate::core::mcp::permissions::{Caller, KeyDigest};
-use crate::core::mcp::PermissionLevel;
+use crate::core::mcp::{PermissionLevel, PermissionManager};
 
 use super::config::{OAuthSettings, ProviderSettings, RegistrationSettings};
 use super::discovery;
@@ -40,6 +41,19 @@ use super::{Identity, Via};
 /// The metadata of the provider that the registration handout mirrors is fetched again
 /// after this long.
 const MIRRORED_METADATA_TTL: Duration = Duration::from_secs(300);
+/// After the provider's metadata could not be fetched, the failure is answered for this
+/// long without asking again.
+const MIRRORED_FAILURE_TTL: Duration = Duration::from_secs(5);
+/// Introspection requests in flight at once; more wait (within the provider's timeout).
+pub const MAX_CONCURRENT_INTROSPECTIONS: usize = 16;
+/// A credential that introspection refused is refused without asking again for this
+/// long, so that made-up credentials cannot make the gateway send a request each.
+pub const REFUSAL_CACHE: Duration = Duration::from_secs(30);
+/// The most refused credentials remembered.
+const MAX_REFUSALS: usize = 10_000;
+/// Prefixes the digest that owns a token's sessions, so that it shares no space with
+/// API-key digests.
+const SUBJECT_DIGEST_DOMAIN: &str = "litellm-mcp token subject\0";
 
 struct Provider {
     settings: ProviderSettings,
@@ -53,8 +67,17 @@ pub struct ResourceServer {
     registration: Option<RegistrationSettings>,
     public_url: OnceLock<String>,
     cache: TokenCache,
+    /// For documents (discovery, keys): a few redirects, no credential.
     http: reqwest::Client,
-    mirrored: tokio::sync::Mutex<Option<(Instant, Value)>>,
+    /// For requests that carry a credential (introspection): no redirect.
+    http_no_redirect: reqwest::Client,
+    /// Which teams and organisations have policies (to choose one from a list claim).
+    permissions: Arc<PermissionManager>,
+    /// The provider's metadata as the registration handout mirrors it, or the failure.
+    mirrored: tokio::sync::Mutex<Option<(Instant, Result<Value, String>)>>,
+    /// Credentials introspection refused, until when, and why.
+    refused: Mutex<HashMap<KeyDigest, (u64, String)>>,
+    introspections: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -75,8 +98,9 @@ impl std::fmt::Debug for ResourceServer {
 }
 
 impl ResourceServer {
-    /// A resource server with these settings. Nothing is fetched until a token needs it.
-    pub fn new(settings: &OAuthSettings) -> Self {
+    /// A resource server with these settings; `permissions` tells which teams and
+    /// organisations have policies. Nothing is fetched until a token needs it.
+    pub fn new(settings: &OAuthSettings, permissions: Arc<PermissionManager>) -> Self {
         let http = discovery::provider_client();
         let public_url = OnceLock::new();
         if let Some(url) = &settings.public_url {
@@ -96,7 +120,11 @@ impl ResourceServer {
             public_url,
             cache: TokenCache::default(),
             http,
+            http_no_redirect: discovery::credential_client(),
+            permissions,
             mirrored: tokio::sync::Mutex::new(None),
+            refused: Mutex::default(),
+            introspections: tokio::sync::Semaphore::new(MAX_CONCURRENT_INTROSPECTIONS),
         }
     }
 
@@ -118,12 +146,18 @@ impl ResourceServer {
         format!("{}{path}", self.public_url())
     }
 
-    /// Where the protected-resource metadata of the endpoint at `path` is.
+    /// Where the protected-resource metadata of the endpoint at `path` is: the
+    /// well-known segment inserted between the host and the resource's path (RFC 9728
+    /// §3.1), so a `public_url` with a path prefix keeps it after the segment.
     pub fn metadata_url(&self, path: &str) -> String {
-        format!(
-            "{}/.well-known/oauth-protected-resource{path}",
-            self.public_url()
-        )
+        let public = self.public_url();
+        let (origin, prefix) = split_origin(public);
+        format!("{origin}/.well-known/oauth-protected-resource{prefix}{path}")
+    }
+
+    /// The path prefix of `public_url` (empty, or `/gateway`).
+    pub fn path_prefix(&self) -> &str {
+        split_origin(self.public_url()).1
     }
 
     /// The protected-resource metadata (RFC 9728) of the endpoint at `path`.
@@ -149,27 +183,58 @@ impl ResourceServer {
         metadata
     }
 
-    /// The scopes that grant at least `level`, space-separated (empty when scopes are
-    /// not configured).
-    pub fn scopes_granting(&self, level: PermissionLevel) -> String {
+    /// The scopes to ask for to reach `level`: those of the lowest configured level
+    /// that is at least `level` (empty when scopes are not configured or none reaches it).
+    pub fn scopes_for(&self, level: PermissionLevel) -> Vec<&str> {
+        let Some(lowest) = self
+            .scopes
+            .iter()
+            .map(|(_, l)| *l)
+            .filter(|l| *l >= level)
+            .min()
+        else {
+            return Vec::new();
+        };
         self.scopes
             .iter()
-            .filter(|(_, l)| *l >= level)
+            .filter(|(_, l)| *l == lowest)
             .map(|(s, _)| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+            .collect()
     }
 
-    /// The `WWW-Authenticate` value of a refusal at the endpoint `path`: `error` is
-    /// `None` when no credential was presented, `Some(("invalid_token", why))` for a bad
-    /// one, `Some(("insufficient_scope", why))` when the token's scopes are too narrow
-    /// for `needed`.
-    pub fn challenge(
+    /// The `WWW-Authenticate` value of a 401 at the endpoint `path`: `error` is `None`
+    /// when no credential was presented, else `(code, description)`. It asks for the
+    /// scopes that let a client list and call (`read`, then `execute`), not more.
+    pub fn challenge(&self, path: &str, error: Option<(&str, &str)>) -> String {
+        let mut scopes = self.scopes_for(PermissionLevel::Read);
+        for scope in self.scopes_for(PermissionLevel::Execute) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        self.bearer_challenge(path, error, &scopes)
+    }
+
+    /// The `WWW-Authenticate` value of a 403 `insufficient_scope` at `path`: the scopes
+    /// the token has (that `oauth.scopes` names) and those `needed` asks for, so that a
+    /// client asking again loses none (the MCP specification's step-up).
+    pub fn step_up_challenge(
         &self,
         path: &str,
-        error: Option<(&str, &str)>,
+        description: &str,
         needed: PermissionLevel,
+        granted: &[String],
     ) -> String {
+        let mut scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
+        for scope in self.scopes_for(needed) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        self.bearer_challenge(path, Some(("insufficient_scope", description)), &scopes)
+    }
+
+    fn bearer_challenge(&self, path: &str, error: Option<(&str, &str)>, scopes: &[&str]) -> String {
         let mut parts = Vec::new();
         if let Some((code, description)) = error {
             parts.push(format!("error=\"{code}\""));
@@ -182,9 +247,11 @@ impl ResourceServer {
             "resource_metadata=\"{}\"",
             quoted_string_safe(&self.metadata_url(path))
         ));
-        let scope = self.scopes_granting(needed);
-        if !scope.is_empty() {
-            parts.push(format!("scope=\"{}\"", quoted_string_safe(&scope)));
+        if !scopes.is_empty() {
+            parts.push(format!(
+                "scope=\"{}\"",
+                quoted_string_safe(&scopes.join(" "))
+            ));
         }
         format!("Bearer {}", parts.join(", "))
     }
@@ -203,8 +270,10 @@ impl ResourceServer {
         let verified = match self.cache.get(digest) {
             Some(verified) => verified,
             None => {
-                let verified = Arc::new(self.verify(token).await?);
-                self.cache.insert(*digest, Arc::clone(&verified));
+                let verified = Arc::new(self.verify(token, digest).await?);
+                if verified.valid_until > unix_now() {
+                    self.cache.insert(*digest, Arc::clone(&verified));
+                }
                 verified
             }
         };
@@ -232,7 +301,7 @@ impl ResourceServer {
         })
     }
 
-    async fn verify(&self, token: &str) -> Result<VerifiedToken, String> {
+    async fn verify(&self, token: &str, digest: &KeyDigest) -> Result<VerifiedToken, String> {
         if let Some(unverified) = jwt::peek(token) {
             let issuer = unverified
                 .issuer
@@ -250,34 +319,74 @@ impl ResourceServer {
             let valid_until = exp.saturating_add(provider.settings.leeway.as_secs());
             return self.verified(index, &claims, valid_until);
         }
-        let mut refusal =
-            "the credential is neither a known API key nor an access token this gateway accepts"
-                .to_string();
-        for (index, provider) in self.providers.iter().enumerate() {
-            let Some(settings) = &provider.settings.introspection else {
-                continue;
-            };
-            match introspect(
-                &self.http,
-                settings,
-                &provider.settings.issuer,
-                token,
-                provider.settings.timeout,
-            )
-            .await
-            {
-                Ok(claims) => {
-                    let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-                    let valid_until = exp.min(unix_now().saturating_add(settings.cache.as_secs()));
-                    if exp.saturating_add(provider.settings.leeway.as_secs()) < unix_now() {
-                        return Err("the token has expired".to_string());
-                    }
-                    return self.verified(index, &claims, valid_until);
-                }
-                Err(why) => refusal = why,
+        // An opaque token: the provider that introspects (the settings allow one).
+        let Some((index, provider, settings)) = self
+            .providers
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.settings.introspection.as_ref().map(|s| (i, p, s)))
+        else {
+            return Err(
+                "the credential is neither a known API key nor an access token this gateway accepts"
+                    .to_string(),
+            );
+        };
+        let now = unix_now();
+        if let Some(why) = self.refused_recently(digest, now) {
+            return Err(why);
+        }
+        let timeout = provider.settings.timeout;
+        let Ok(Ok(_permit)) = tokio::time::timeout(timeout, self.introspections.acquire()).await
+        else {
+            return Err(
+                "the token could not be checked: the identity provider is busy".to_string(),
+            );
+        };
+        let answer = introspect(
+            &self.http_no_redirect,
+            settings,
+            &provider.settings.issuer,
+            token,
+            timeout,
+        )
+        .await;
+        let claims = match answer {
+            Ok(claims) => claims,
+            Err(why) => {
+                self.remember_refusal(*digest, now, &why);
+                return Err(why);
+            }
+        };
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        if exp.saturating_add(provider.settings.leeway.as_secs()) < now {
+            return Err("the token has expired".to_string());
+        }
+        let valid_until = exp.min(now.saturating_add(settings.cache.as_secs()));
+        self.verified(index, &claims, valid_until)
+    }
+
+    fn refused_recently(&self, digest: &KeyDigest, now: u64) -> Option<String> {
+        let refused = self.refused.lock().ok()?;
+        refused
+            .get(digest)
+            .filter(|(until, _)| *until >= now)
+            .map(|(_, why)| why.clone())
+    }
+
+    fn remember_refusal(&self, digest: KeyDigest, now: u64, why: &str) {
+        let Ok(mut refused) = self.refused.lock() else {
+            return;
+        };
+        if refused.len() >= MAX_REFUSALS {
+            refused.retain(|_, (until, _)| *until >= now);
+            if refused.len() >= MAX_REFUSALS {
+                refused.clear();
             }
         }
-        Err(refusal)
+        refused.insert(
+            digest,
+            (now.saturating_add(REFUSAL_CACHE.as_secs()), why.to_string()),
+        );
     }
 
     fn verified(
@@ -302,22 +411,50 @@ impl ResourceServer {
                     jwt::printable(&names.subject)
                 )
             })?;
-        let group =
-            |claim: &Option<String>| claim.as_ref().and_then(|c| group_claim(claims.get(c)));
+        if claims.contains_key("nonce")
+            || claims
+                .get("typ")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(
+                "the token is an ID token (or another kind), not an access token".to_string(),
+            );
+        }
+        let team = match &names.team {
+            Some(claim) => choose_group(claims.get(claim), "team", |t| {
+                self.permissions.has_team_policy(t)
+            })?,
+            None => None,
+        };
+        let organization = match &names.organization {
+            Some(claim) => choose_group(claims.get(claim), "organization", |o| {
+                self.permissions.has_organization_policy(o)
+            })?,
+            None => None,
+        };
         let scopes = token_scopes(claims);
         let max_level = self.level_of_scopes(&scopes);
         let identity = Identity {
             caller: Caller {
                 api_key: None,
-                team: group(&names.team),
-                organization: group(&names.organization),
+                team,
+                organization,
             },
-            digest: Some(KeyDigest::of(&format!("{}\n{subject}", settings.issuer))),
+            digest: Some(KeyDigest::of(&format!(
+                "{SUBJECT_DIGEST_DOMAIN}{}\n{subject}",
+                settings.issuer
+            ))),
             name: clean_name(subject),
             max_level,
             via: Via::Token,
             token: None,
             expires_at: claims.get("exp").and_then(Value::as_u64),
+            issuer: Some(settings.issuer.clone()),
+            scopes: scopes
+                .into_iter()
+                .filter(|s| self.scopes.iter().any(|(c, _)| c == s))
+                .collect(),
         };
         let audiences = match claims.get("aud") {
             Some(Value::String(aud)) => vec![aud.clone()],
@@ -370,16 +507,22 @@ impl ResourceServer {
         let provider = self.providers.first().ok_or("no provider is configured")?;
         let mut cached = self.mirrored.lock().await;
         let document = match &*cached {
-            Some((at, document)) if at.elapsed() < MIRRORED_METADATA_TTL => document.clone(),
+            Some((at, Ok(document))) if at.elapsed() < MIRRORED_METADATA_TTL => document.clone(),
+            Some((at, Err(why))) if at.elapsed() < MIRRORED_FAILURE_TTL => return Err(why.clone()),
             _ => {
-                let document = discovery::discover(
-                    &self.http,
-                    &provider.settings.issuer,
-                    provider.settings.timeout,
+                let timeout = provider.settings.timeout;
+                let fetched = tokio::time::timeout(
+                    timeout,
+                    discovery::discover(&self.http, &provider.settings.issuer, timeout),
                 )
-                .await?;
-                *cached = Some((Instant::now(), document.clone()));
-                document
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the provider's metadata did not arrive within {timeout:?}"
+                    ))
+                });
+                *cached = Some((Instant::now(), fetched.clone()));
+                fetched?
             }
         };
         drop(cached);
@@ -413,16 +556,49 @@ fn token_scopes(claims: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// A team or organisation claim: a string, or the first string of a list; at most 128
-/// characters, none of them control characters.
-fn group_claim(value: Option<&Value>) -> Option<String> {
-    let text = match value? {
-        Value::String(s) => s.as_str(),
-        Value::Array(items) => items.iter().find_map(Value::as_str)?,
-        _ => return None,
+/// A team or organisation from its claim: a string is taken as it is; from a list (such
+/// as `groups`), the one entry that has a policy, or the only entry. A list with several
+/// entries that have policies is refused: which one decides would depend on the order the
+/// provider happens to list them in, and leaving the team out could grant more than
+/// either allows. Names are at most 128 characters, without control characters.
+fn choose_group(
+    value: Option<&Value>,
+    what: &str,
+    has_policy: impl Fn(&str) -> bool,
+) -> Result<Option<String>, String> {
+    let usable = |text: &str| {
+        !text.trim().is_empty() && text.len() <= 128 && !text.chars().any(char::is_control)
     };
-    (!text.trim().is_empty() && text.len() <= 128 && !text.chars().any(char::is_control))
-        .then(|| text.to_string())
+    match value {
+        Some(Value::String(text)) if usable(text) => Ok(Some(text.clone())),
+        Some(Value::Array(items)) => {
+            let names: Vec<&str> = items
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| usable(t))
+                .collect();
+            let with_policy: Vec<&str> = names.iter().copied().filter(|n| has_policy(n)).collect();
+            match (with_policy.as_slice(), names.as_slice()) {
+                ([one], _) | ([], [one]) => Ok(Some((*one).to_string())),
+                ([], _) => Ok(None),
+                (several, _) => Err(format!(
+                    "the token names {} {what}s that have policies ({}); the gateway cannot choose one",
+                    several.len(),
+                    several.iter().take(4).map(|n| jwt::printable(n)).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A URL split into its origin and its path (without a trailing slash).
+fn split_origin(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => url.split_at(after_scheme + slash),
+        None => (url, ""),
+    }
 }
 
 /// A subject as it appears in logs and metrics: control characters removed, at most 128
@@ -451,6 +627,7 @@ fn quoted_string_safe(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::mcp::PermissionPolicy;
     use crate::identity::config::ClaimNames;
 
     fn server(scopes: &[(&str, PermissionLevel)]) -> ResourceServer {
@@ -461,20 +638,37 @@ mod tests {
             organization: Some("org".into()),
         };
         provider.audiences = vec!["api://gateway".into()];
-        ResourceServer::new(&OAuthSettings {
-            public_url: Some("https://mcp.example.com/".into()),
-            scopes: scopes.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
-            providers: vec![provider],
-            registration: None,
-        })
+        let mut permissions = PermissionManager::new();
+        for team in ["blue", "red"] {
+            permissions.set_team_policy(
+                team,
+                PermissionPolicy {
+                    name: team.into(),
+                    default_level: PermissionLevel::Read,
+                    rules: Vec::new(),
+                },
+            );
+        }
+        ResourceServer::new(
+            &OAuthSettings {
+                public_url: Some("https://mcp.example.com/".into()),
+                scopes: scopes.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+                providers: vec![provider],
+                registration: None,
+            },
+            Arc::new(permissions),
+        )
     }
 
+    const SCOPES: [(&str, PermissionLevel); 3] = [
+        ("mcp:read", PermissionLevel::Read),
+        ("mcp:call", PermissionLevel::Execute),
+        ("mcp:admin", PermissionLevel::Admin),
+    ];
+
     #[test]
-    fn metadata_and_challenges_name_the_endpoint() {
-        let rs = server(&[
-            ("mcp:read", PermissionLevel::Read),
-            ("mcp:call", PermissionLevel::Execute),
-        ]);
+    fn metadata_and_challenges_name_the_endpoint_and_the_scopes_needed() {
+        let rs = server(&SCOPES);
         let metadata = rs.protected_resource_metadata("/mcp/fs");
         assert_eq!(metadata["resource"], "https://mcp.example.com/mcp/fs");
         assert_eq!(
@@ -483,55 +677,106 @@ mod tests {
         );
         assert_eq!(
             metadata["scopes_supported"],
-            json!(["mcp:read", "mcp:call"])
+            json!(["mcp:read", "mcp:call", "mcp:admin"])
         );
+        // A 401 asks for what lists and calls, not for admin.
         assert_eq!(
-            rs.challenge("/mcp", None, PermissionLevel::Read),
+            rs.challenge("/mcp", None),
             "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:read mcp:call\""
         );
+        // A 403 keeps what the token has and adds what is needed.
         assert_eq!(
-            rs.challenge(
+            rs.step_up_challenge(
                 "/ws",
-                Some(("insufficient_scope", "say \"call\"\n")),
-                PermissionLevel::Execute
+                "say \"call\"\n",
+                PermissionLevel::Execute,
+                &["mcp:read".to_string()]
             ),
-            "Bearer error=\"insufficient_scope\", error_description=\"say ?call??\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/ws\", scope=\"mcp:call\""
+            "Bearer error=\"insufficient_scope\", error_description=\"say ?call??\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/ws\", scope=\"mcp:read mcp:call\""
+        );
+        assert_eq!(rs.scopes_for(PermissionLevel::Admin), ["mcp:admin"]);
+        assert!(server(&[]).scopes_for(PermissionLevel::Read).is_empty());
+    }
+
+    #[test]
+    fn a_path_prefix_follows_the_well_known_segment() {
+        let mut settings = OAuthSettings {
+            public_url: Some("https://example.com/gw".into()),
+            scopes: Vec::new(),
+            providers: vec![ProviderSettings::new("https://id.example")],
+            registration: None,
+        };
+        let rs = ResourceServer::new(&settings, Arc::default());
+        assert_eq!(rs.resource("/mcp"), "https://example.com/gw/mcp");
+        assert_eq!(
+            rs.metadata_url("/mcp"),
+            "https://example.com/.well-known/oauth-protected-resource/gw/mcp"
+        );
+        assert_eq!(rs.path_prefix(), "/gw");
+        settings.public_url = Some("http://127.0.0.1:4000".into());
+        let rs = ResourceServer::new(&settings, Arc::default());
+        assert_eq!(rs.path_prefix(), "");
+        assert_eq!(
+            rs.metadata_url(""),
+            "http://127.0.0.1:4000/.well-known/oauth-protected-resource"
         );
     }
 
     #[test]
     fn claims_make_the_identity_and_scopes_bound_its_level() {
-        let rs = server(&[
-            ("mcp:read", PermissionLevel::Read),
-            ("mcp:call", PermissionLevel::Execute),
-        ]);
-        let claims = json!({"sub": "alice\u{7}", "groups": ["blue", "x"], "org": "acme",
+        let rs = server(&SCOPES);
+        let claims = json!({"sub": "alice\u{7}", "groups": ["x", "blue", "y"], "org": "acme",
                             "scope": "openid mcp:read", "aud": ["https://mcp.example.com/mcp", "y"]});
         let verified = rs.verified(0, claims.as_object().unwrap(), 10).unwrap();
         assert_eq!(verified.identity.name, "alice");
+        // The one group that has a policy.
         assert_eq!(verified.identity.caller.team.as_deref(), Some("blue"));
         assert_eq!(
             verified.identity.caller.organization.as_deref(),
             Some("acme")
         );
         assert_eq!(verified.identity.max_level, PermissionLevel::Read);
+        assert_eq!(verified.identity.scopes, ["mcp:read"]);
+        assert_eq!(
+            verified.identity.issuer.as_deref(),
+            Some("https://id.example")
+        );
         assert!(rs.audience_fits(&verified, "/mcp"));
         assert!(!rs.audience_fits(&verified, "/ws"));
-        let scp = json!({"sub": "b", "scp": ["mcp:call"], "aud": "api://gateway/"});
+        let scp =
+            json!({"sub": "b", "scp": ["mcp:call"], "aud": "api://gateway/", "groups": ["z"]});
         let verified = rs.verified(0, scp.as_object().unwrap(), 10).unwrap();
         assert_eq!(verified.identity.max_level, PermissionLevel::Execute);
+        assert_eq!(verified.identity.caller.team.as_deref(), Some("z"));
         assert!(rs.audience_fits(&verified, "/sse/anything"));
-        let none = json!({"sub": "c", "aud": "https://mcp.example.com"});
+        let none = json!({"sub": "c", "aud": "https://mcp.example.com", "groups": ["p", "q"]});
         let verified = rs.verified(0, none.as_object().unwrap(), 10).unwrap();
         assert_eq!(verified.identity.max_level, PermissionLevel::Deny);
+        assert_eq!(verified.identity.caller.team, None);
         assert!(rs.audience_fits(&verified, "/mcp"));
         let other = json!({"sub": "d", "aud": "https://mcp.example.com.evil/mcp"});
         let verified = rs.verified(0, other.as_object().unwrap(), 10).unwrap();
         assert!(!rs.audience_fits(&verified, "/mcp"));
+        // Refused: no subject; two teams with policies; an ID token.
+        for (claims, why) in [
+            (json!({"aud": "x"}), "no subject"),
+            (
+                json!({"sub": "e", "groups": ["red", "blue"]}),
+                "cannot choose",
+            ),
+            (json!({"sub": "f", "nonce": "n"}), "ID token"),
+            (json!({"sub": "g", "typ": "ID"}), "ID token"),
+        ] {
+            let error = rs.verified(0, claims.as_object().unwrap(), 10).unwrap_err();
+            assert!(error.contains(why), "{error}");
+        }
         assert!(rs
-            .verified(0, json!({"aud": "x"}).as_object().unwrap(), 10)
-            .unwrap_err()
-            .contains("no subject"));
+            .verified(
+                0,
+                json!({"sub": "h", "typ": "Bearer"}).as_object().unwrap(),
+                10
+            )
+            .is_ok());
         // Without configured scopes, tokens are not limited by them.
         assert_eq!(server(&[]).level_of_scopes(&[]), PermissionLevel::Admin);
     }

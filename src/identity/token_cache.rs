@@ -1,6 +1,6 @@
 //! Tokens already verified, by the SHA-256 digest of the token: a client sends the same
 //! access token on every request, and verifying a signature costs far more than a
-//! lookup (`benches/hot_path.rs` measures both).
+//! lookup (`benches/identity.rs` measures both).
 //!
 //! Bounds: at most [`MAX_CACHED_TOKENS`] entries; when full, expired entries are dropped,
 //! and if none had expired the cache starts over (every entry is a token that verified,

@@ -409,7 +409,14 @@ impl McpHandler {
             notifications: channels.notifications,
             credential,
         };
-        match upstream.call_tool_with(tool, arguments, options).await {
+        let exchanged = options.credential.is_some();
+        let outcome = upstream.call_tool_with(tool, arguments, options).await;
+        if exchanged && matches!(outcome, Err(McpError::AuthenticationError { .. })) {
+            if let Some(exchanger) = self.exchanges.get(upstream.name()) {
+                exchanger.forget(ctx.identity);
+            }
+        }
+        match outcome {
             Ok(result) => Ok(result.into_value()),
             Err(McpError::ToolNotFound { .. }) => Err(ClientError::unknown_tool(name)),
             // The spec asks for argument problems as tool errors, so a model can correct

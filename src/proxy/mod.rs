@@ -104,10 +104,12 @@ impl AppState {
                     ),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
-                    settings
-                        .oauth
-                        .as_ref()
-                        .map(|oauth| Arc::new(ResourceServer::new(oauth))),
+                    settings.oauth.as_ref().map(|oauth| {
+                        Arc::new(ResourceServer::new(
+                            oauth,
+                            Arc::new(settings.permissions.clone()),
+                        ))
+                    }),
                 ),
                 sessions: SessionStore::new(
                     settings.max_sessions_per_key,

@@ -11,8 +11,8 @@
 //!   as issuer and `registration_endpoint` at `POST /oauth/register`, which answers every
 //!   registration (RFC 7591) with the one configured client. README.md lists the risks.
 //!
-//! Nothing here needs a credential, and nothing here reveals one but the handout's
-//! configured client secret, which is given to every registering client by design.
+//! Nothing here needs a credential, and nothing here reveals one: the handout's client is
+//! a public one (PKCE, no secret; the settings refuse a secret).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -79,6 +79,13 @@ async fn gateway_metadata(State(state): State<AppState>) -> Response {
 async fn endpoint_metadata(State(state): State<AppState>, Path(path): Path<String>) -> Response {
     let Some(oauth) = state.auth().resource_server() else {
         return not_found();
+    };
+    // Behind a proxy with a path prefix, RFC 9728 puts the prefix after the well-known
+    // segment (`/.well-known/oauth-protected-resource/<prefix>/mcp`).
+    let prefix = oauth.path_prefix().trim_start_matches('/');
+    let path = match path.strip_prefix(prefix).and_then(|p| p.strip_prefix('/')) {
+        Some(rest) if !prefix.is_empty() => rest.to_string(),
+        _ => path,
     };
     let mut segments = path.split('/');
     let known = match (segments.next(), segments.next(), segments.next()) {
@@ -175,14 +182,7 @@ async fn register(State(state): State<AppState>, body: axum::body::Bytes) -> Res
             answer[field] = value.clone();
         }
     }
-    match &registration.client_secret {
-        Some(secret) => {
-            answer["client_secret"] = json!(secret.expose());
-            answer["client_secret_expires_at"] = json!(0);
-            answer["token_endpoint_auth_method"] = json!("client_secret_basic");
-        }
-        None => answer["token_endpoint_auth_method"] = json!("none"),
-    }
+    answer["token_endpoint_auth_method"] = json!("none");
     tracing::info!(client_id = %registration.client_id, "handed out the pre-registered client");
     let mut response = (StatusCode::CREATED, Json(answer)).into_response();
     response

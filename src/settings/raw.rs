@@ -105,6 +105,7 @@ pub(super) struct RawServer {
 #[derive(Deserialize)]
 #[serde(expecting = "token exchange: a mapping with token_url, client_id, client_secret")]
 pub(super) struct RawTokenExchange {
+    pub(super) issuer: Field<String>,
     pub(super) token_url: Field<String>,
     pub(super) client_id: Field<String>,
     pub(super) client_secret: Field<String>,

@@ -335,6 +335,16 @@ impl PermissionManager {
         self.default_level = level;
     }
 
+    /// Whether a team has a policy of its own.
+    pub fn has_team_policy(&self, team: &str) -> bool {
+        self.team_policies.contains_key(team)
+    }
+
+    /// Whether an organisation has a policy of its own.
+    pub fn has_organization_policy(&self, organization: &str) -> bool {
+        self.organization_policies.contains_key(organization)
+    }
+
     /// The level of callers that no policy covers.
     pub fn default_level(&self) -> PermissionLevel {
         self.default_level

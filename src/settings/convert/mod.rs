@@ -40,8 +40,9 @@ struct Known {
     organizations: HashSet<String>,
     /// Whether identities also come from an identity provider's claims.
     from_claims: bool,
-    /// Where servers ask for token exchange (which needs `oauth`).
-    exchanges: Vec<Place>,
+    /// Where servers ask for token exchange (which needs `oauth`), with the issuer
+    /// they name.
+    exchanges: Vec<(Place, Option<String>)>,
 }
 
 pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
@@ -175,13 +176,44 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
 
     let oauth = self::oauth::convert_oauth(p, &root.key("oauth"), raw.oauth);
     known.from_claims = oauth.is_some();
-    if oauth.is_none() {
-        for place in &known.exchanges {
-            p.add(
-                place,
-                "token exchange needs `oauth`: only callers signed in with an identity provider \
-                 have a token to exchange",
-            );
+    match &oauth {
+        None => {
+            for (place, _) in &known.exchanges {
+                p.add(
+                    place,
+                    "token exchange needs `oauth`: only callers signed in with an identity \
+                     provider have a token to exchange",
+                );
+            }
+        }
+        Some(oauth) => {
+            for (place, issuer) in &known.exchanges {
+                let issuers: Vec<&str> =
+                    oauth.providers.iter().map(|p| p.issuer.as_str()).collect();
+                match issuer {
+                    Some(issuer) if !issuers.contains(&issuer.as_str()) => p.add(
+                        &place.key("issuer"),
+                        "not the issuer of a provider in oauth.providers",
+                    ),
+                    None if issuers.len() > 1 => p.add(
+                        &place.key("issuer"),
+                        "required with several providers: whose tokens this server exchanges",
+                    ),
+                    _ => {}
+                }
+            }
+            if let [only] = oauth.providers.as_slice() {
+                for exchange in servers.iter_mut().filter_map(|s| s.token_exchange.as_mut()) {
+                    exchange.issuer.get_or_insert_with(|| only.issuer.clone());
+                }
+            }
+            if oauth.public_url.is_none() && !listen.ip().is_loopback() {
+                p.add(
+                    &root.key("oauth").key("public_url"),
+                    "required when listen is not a loopback address: clients must be able to \
+                     reach the resource identifiers",
+                );
+            }
         }
     }
 

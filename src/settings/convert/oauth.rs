@@ -99,16 +99,32 @@ pub(super) fn convert_oauth(
     if providers.is_empty() && p.count() == before {
         p.add(&providers_place, "at least one provider is needed");
     }
+    // One provider answers for opaque tokens: asking several would send every unknown
+    // credential to each of them.
+    let introspecting: Vec<usize> = providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.introspection.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if let [_, second, ..] = introspecting.as_slice() {
+        p.add(
+            &providers_place.index(*second).key("introspection"),
+            "only one provider may introspect opaque tokens",
+        );
+    }
 
     let registration_place = place.key("registration");
     let registration = p
         .optional(&registration_place, raw.registration)
         .and_then(|raw| {
             let client_id = p.required(&registration_place.key("client_id"), raw.client_id);
-            let secret_place = registration_place.key("client_secret");
-            let client_secret = p.optional(&secret_place, raw.client_secret);
-            if client_secret.as_deref() == Some("") {
-                p.add(&secret_place, "empty");
+            if raw.client_secret.is_some() {
+                p.add(
+                    &registration_place.key("client_secret"),
+                    "the handout gives its client to anyone who asks: it must be a public client \
+                     (PKCE, no secret), or anyone could use the secret",
+                );
             }
             if providers.len() > 1 {
                 p.add(
@@ -118,7 +134,6 @@ pub(super) fn convert_oauth(
             }
             Some(RegistrationSettings {
                 client_id: client_id.filter(|id| !id.is_empty())?,
-                client_secret: client_secret.filter(|s| !s.is_empty()).map(Secret::new),
             })
         });
 
@@ -141,9 +156,13 @@ fn convert_provider(p: &mut Problems, place: &Place, raw: RawProvider) -> Option
     provider.jwks_url = p
         .optional(&jwks_place, raw.jwks_url)
         .filter(|url| check_url(p, &jwks_place, url, true));
+    let audiences_place = place.key("audiences");
     provider.audiences = p
-        .optional(&place.key("audiences"), raw.audiences)
+        .optional(&audiences_place, raw.audiences)
         .unwrap_or_default();
+    if provider.audiences.iter().any(|a| a.trim().is_empty()) {
+        p.add(&audiences_place, "an audience is not empty");
+    }
 
     let algorithms_place = place.key("algorithms");
     if let Some(names) = p.optional(&algorithms_place, raw.algorithms) {
@@ -239,7 +258,7 @@ fn positive(p: &mut Problems, place: &Place, field: Field<u64>) -> Option<u64> {
 /// Checks an `http(s)://` URL; with `secure`, plain `http://` only for a loopback host
 /// (tokens and keys must not travel in the clear). Reports at `place`; the URL is not
 /// quoted.
-fn check_url(p: &mut Problems, place: &Place, url: &str, secure: bool) -> bool {
+pub(super) fn check_url(p: &mut Problems, place: &Place, url: &str, secure: bool) -> bool {
     match url::Url::parse(url) {
         Ok(parsed) if parsed.scheme() == "https" => true,
         Ok(parsed) if parsed.scheme() == "http" => {

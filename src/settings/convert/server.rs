@@ -86,8 +86,10 @@ pub(super) fn convert_server(
     let token_exchange = p
         .optional(&exchange_place, raw.token_exchange)
         .and_then(|raw| convert_token_exchange(raw, &exchange_place, p));
-    if token_exchange.is_some() {
-        known.exchanges.push(exchange_place.clone());
+    if let Some(exchange) = &token_exchange {
+        known
+            .exchanges
+            .push((exchange_place.clone(), exchange.issuer.clone()));
     }
 
     let (transport, target) = match (has_url, has_command) {
@@ -430,25 +432,10 @@ fn convert_token_exchange(
     p: &mut Problems,
 ) -> Option<TokenExchangeSettings> {
     let url_place = place.key("token_url");
-    let token_url =
-        p.required(&url_place, raw.token_url)
-            .filter(|url| match url::Url::parse(url) {
-                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => true,
-                Ok(parsed) => {
-                    p.add(
-                        &url_place,
-                        format!(
-                            "scheme `{}`: the token endpoint is http(s)://",
-                            parsed.scheme()
-                        ),
-                    );
-                    false
-                }
-                Err(e) => {
-                    p.add(&url_place, format!("not a valid URL ({e})"));
-                    false
-                }
-            });
+    let token_url = p
+        .required(&url_place, raw.token_url)
+        .filter(|url| super::oauth::check_url(p, &url_place, url, true));
+    let issuer = p.optional(&place.key("issuer"), raw.issuer);
     let client_id = p.required(&place.key("client_id"), raw.client_id);
     let secret_place = place.key("client_secret");
     let client_secret = p.required(&secret_place, raw.client_secret);
@@ -461,6 +448,7 @@ fn convert_token_exchange(
         .optional(&place.key("scopes"), raw.scopes)
         .unwrap_or_default();
     Some(TokenExchangeSettings {
+        issuer,
         token_url: token_url?,
         client_id: client_id?,
         client_secret: Secret::new(client_secret.filter(|s| !s.is_empty())?),
