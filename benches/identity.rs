@@ -52,8 +52,14 @@ fn identity(c: &mut Criterion) {
     let oauth = Arc::new(ResourceServer::new(&OAuthSettings {
         public_url: Some("https://mcp.example.com".into()),
         scopes: vec![
-            ("mcp:read".into(), litellm_rs::core::mcp::PermissionLevel::Read),
-            ("mcp:call".into(), litellm_rs::core::mcp::PermissionLevel::Execute),
+            (
+                "mcp:read".into(),
+                litellm_rs::core::mcp::PermissionLevel::Read,
+            ),
+            (
+                "mcp:call".into(),
+                litellm_rs::core::mcp::PermissionLevel::Execute,
+            ),
         ],
         providers: vec![provider],
         registration: None,
@@ -81,7 +87,10 @@ fn identity(c: &mut Criterion) {
         format!("Bearer {token}").parse().expect("header"),
     );
     let mut key_headers = HeaderMap::new();
-    key_headers.insert("authorization", "Bearer sk-bench-19".parse().expect("header"));
+    key_headers.insert(
+        "authorization",
+        "Bearer sk-bench-19".parse().expect("header"),
+    );
 
     // The first identification fetches the key set and fills the cache.
     let first = runtime
@@ -98,15 +107,13 @@ fn identity(c: &mut Criterion) {
 
     // A token's first sight: the RS256 signature and the claims, with the key at hand.
     let jwks: Value = serde_json::from_str(JWKS).expect("jwks");
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(jwks["keys"][0].clone()).expect("jwk");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).expect("jwk");
     let decoding = DecodingKey::from_jwk(&jwk).expect("key");
     let mut validation = Validation::new(Algorithm::RS256);
     validation.validate_aud = false;
     c.bench_function("identity/jwt_first_sight_rs256_verify", |b| {
         b.iter(|| {
-            jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation)
-                .expect("valid")
+            jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation).expect("valid")
         })
     });
 }
