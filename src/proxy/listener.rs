@@ -83,6 +83,9 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// longest-idle connection is closed) before it is answered `503`.
 pub const ADMISSION_WAIT: Duration = Duration::from_secs(1);
 
+/// How often a connection waiting at the cap closes the longest-idle one again.
+const EVICTION_RETRY: Duration = Duration::from_millis(50);
+
 /// How many connections may wait for a free place at once; more are closed at once.
 pub const MAX_WAITING_CONNECTIONS: usize = 64;
 
@@ -92,8 +95,7 @@ pub const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
 /// How often an HTTP/2 connection is pinged, and how long the client has to answer.
 pub const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
-/// How long a connection being closed for idleness (or to make room) gets to finish
-/// closing before it is dropped.
+/// How long the refusal of a connection that found no room may take to write.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the accept loop pauses after an accept error (out of file descriptors).
@@ -273,8 +275,10 @@ pub(super) async fn accept_loop(
         let server = server.clone();
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
+                // Registered before its task runs, so a flood finds it idle at once.
+                let registered = server.open.register();
                 live.tracker()
-                    .spawn(async move { server.serve(stream, peer, permit).await });
+                    .spawn(async move { server.serve(stream, peer, permit, registered).await });
             }
             Err(_) => {
                 server.open.close_longest_idle();
@@ -285,13 +289,34 @@ pub(super) async fn accept_loop(
                 let permits = permits.clone();
                 live.tracker().spawn(async move {
                     let _place = place;
-                    match tokio::time::timeout(ADMISSION_WAIT, permits.acquire_owned()).await {
-                        Ok(Ok(permit)) => server.serve(stream, peer, permit).await,
-                        _ => refuse(stream, peer).await,
+                    match admit(&permits, &server.open).await {
+                        Some(permit) => {
+                            let registered = server.open.register();
+                            server.serve(stream, peer, permit, registered).await;
+                        }
+                        None => refuse(stream, peer).await,
                     }
                 });
             }
         }
+    }
+}
+
+/// Waits up to [`ADMISSION_WAIT`] for a place under the cap, closing the longest-idle
+/// connection again every [`EVICTION_RETRY`] while none is free (the one closed before
+/// may have gone to another newcomer).
+async fn admit(permits: &Arc<Semaphore>, open: &OpenConnections) -> Option<OwnedSemaphorePermit> {
+    let deadline = Instant::now() + ADMISSION_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let wait = left.min(EVICTION_RETRY);
+        if let Ok(Ok(permit)) = tokio::time::timeout(wait, permits.clone().acquire_owned()).await {
+            return Some(permit);
+        }
+        open.close_longest_idle();
     }
 }
 
@@ -351,8 +376,8 @@ impl Server {
         stream: TcpStream,
         peer: SocketAddr,
         permit: OwnedSemaphorePermit,
+        (activity, _registration): (Arc<Activity>, Registration),
     ) {
-        let (activity, _registration) = self.open.register();
         let io = ConnIo::new(
             stream,
             permit,
@@ -376,7 +401,10 @@ impl Server {
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         let idle_limit = self.limits.header_read_timeout;
-        let mut closing: Option<Pin<Box<Sleep>>> = None;
+        // Once asked to make room (or to shut down), the request then in flight finishes
+        // first; the asks are taken once.
+        let mut asked_to_close = false;
+        let mut shutting_down = false;
         loop {
             let idle_at = activity.idle_deadline(idle_limit);
             tokio::select! {
@@ -386,38 +414,35 @@ impl Server {
                     }
                     return;
                 }
-                () = until(&mut closing) => {
-                    tracing::debug!(%peer, "client connection dropped after its closing grace");
-                    return;
-                }
-                () = activity.close.cancelled(), if closing.is_none() => {
-                    tracing::debug!(%peer, "closing the longest-idle connection to make room");
+                () = activity.close.cancelled(), if !asked_to_close && !shutting_down => {
+                    asked_to_close = true;
+                    if activity.idle_for().is_some() {
+                        // Nothing in flight to finish: dropped at once, so its place is
+                        // free now (a connection still reading its first bytes would
+                        // not notice a graceful shutdown until more came).
+                        tracing::debug!(%peer, "closed the longest-idle connection to make room");
+                        return;
+                    }
                     connection.as_mut().graceful_shutdown();
-                    closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                 }
-                () = self.stop.cancelled(), if closing.is_none() => {
+                () = self.stop.cancelled(), if !shutting_down => {
+                    // The shutdown's own grace bounds what is left to finish.
+                    shutting_down = true;
+                    if activity.idle_for().is_some() {
+                        return;
+                    }
                     connection.as_mut().graceful_shutdown();
-                    // The shutdown's own grace bounds what is left.
-                    closing = Some(Box::pin(tokio::time::sleep(Duration::from_secs(86_400))));
                 }
                 () = activity.changed.notified() => {}
-                () = sleep_until(idle_at), if closing.is_none() && idle_at.is_some() => {
+                () = sleep_until(idle_at), if idle_at.is_some() => {
                     if activity.idle_for().is_some_and(|idle| idle >= idle_limit) {
-                        tracing::debug!(%peer, idle_s = idle_limit.as_secs_f64(), "closing an idle client connection");
-                        connection.as_mut().graceful_shutdown();
-                        closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                        // Nothing in flight: dropping it loses nothing.
+                        tracing::debug!(%peer, idle_s = idle_limit.as_secs_f64(), "closed an idle client connection");
+                        return;
                     }
                 }
             }
         }
-    }
-}
-
-/// Resolves when the closing grace is over; pending while none is running.
-async fn until(closing: &mut Option<Pin<Box<Sleep>>>) {
-    match closing.as_mut() {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
     }
 }
 
