@@ -42,6 +42,16 @@ impl Gateway {
     /// `litellm-mcp serve` over one fixture upstream (`fx`), anonymous clients allowed
     /// to call, at most 5 sessions per key (or address).
     fn start(upstream: &ServerProcess, env: &[(&str, &str)]) -> Gateway {
+        Self::start_limited(upstream, env, None)
+    }
+
+    /// Like [`Gateway::start`], with the file descriptor limit (`RLIMIT_NOFILE`) set
+    /// to `descriptors` when given.
+    fn start_limited(
+        upstream: &ServerProcess,
+        env: &[(&str, &str)],
+        descriptors: Option<u64>,
+    ) -> Gateway {
         let yaml = format!(
             "listen: 127.0.0.1:0\nmax_sessions_per_key: 5\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\npolicies:\n  default_level: execute\n",
             upstream.port
@@ -54,8 +64,15 @@ impl Gateway {
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("gateway.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_litellm-mcp"))
-            .args(["serve", "-c", config.to_str().unwrap(), "--grace-secs", "2"])
+        let binary = env!("CARGO_BIN_EXE_litellm-mcp");
+        let config = config.to_str().unwrap();
+        // The shell sets the limit and execs the gateway: same process, same pid.
+        let script = match descriptors {
+            Some(n) => format!("ulimit -n {n} && exec \"$0\" serve -c \"$1\" --grace-secs 2"),
+            None => "exec \"$0\" serve -c \"$1\" --grace-secs 2".to_string(),
+        };
+        let mut child = Command::new("sh")
+            .args(["-c", &script, binary, config])
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -381,6 +398,61 @@ async fn idle_dripping_and_flooding_clients_are_closed_while_health_answers() {
     assert!(
         tasks_after <= tasks_before,
         "tasks back: {tasks_before} -> {tasks_after}"
+    );
+}
+
+#[tokio::test]
+async fn with_256_descriptors_300_idle_sockets_leave_health_answering() {
+    let upstream = ServerProcess::fixture(&[]);
+    // The cap is fitted to the limit (half of it: 128); no cap is set here.
+    let gw = Gateway::start_limited(
+        &upstream,
+        &[("LITELLM_MCP_HEADER_TIMEOUT_MS", "2000")],
+        Some(256),
+    );
+    gw.health().await;
+    let fds_before = gw.fds();
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let mut socket = TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+        idle.push(tokio::spawn(async move {
+            until_closed(&mut socket, Duration::from_secs(8)).await.1
+        }));
+    }
+    let mut fds_peak = gw.fds();
+    let mut slowest_health = Duration::ZERO;
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_millis(3000) {
+        slowest_health = slowest_health.max(gw.health().await);
+        fds_peak = fds_peak.max(gw.fds());
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut latest_close = Duration::ZERO;
+    for socket in idle {
+        let closed = socket.await.unwrap().expect("every idle socket was closed");
+        latest_close = latest_close.max(closed);
+    }
+    let fds_after = gw.fds_back_to(fds_before, Duration::from_secs(3)).await;
+    println!(
+        "256 descriptors: 300 idle sockets; {checks} /health checks meanwhile, slowest {slowest_health:?}; all idle sockets closed by {latest_close:?}; fds {fds_before} -> peak {fds_peak} -> {fds_after}"
+    );
+    assert!(
+        slowest_health < Duration::from_millis(1000),
+        "/health stayed quick: {slowest_health:?}"
+    );
+    assert!(
+        fds_peak < 200,
+        "descriptors stayed under the limit: peak {fds_peak}"
+    );
+    assert!(
+        latest_close < Duration::from_millis(3000),
+        "idle sockets closed by the header timeout: {latest_close:?}"
+    );
+    assert!(
+        fds_after <= fds_before,
+        "descriptors back: {fds_before} -> {fds_after}"
     );
 }
 
