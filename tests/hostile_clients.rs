@@ -457,6 +457,76 @@ async fn with_256_descriptors_300_idle_sockets_leave_health_answering() {
 }
 
 #[tokio::test]
+async fn streams_that_stay_open_outlive_the_idle_bound() {
+    let upstream = ServerProcess::fixture(&[]);
+    let gw = Gateway::start(&upstream, &[("LITELLM_MCP_HEADER_TIMEOUT_MS", "1000")]);
+    // A legacy SSE stream, quiet for 2.5 s, then used.
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(gw.url("/sse"))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut text = String::new();
+    let endpoint = loop {
+        text.push_str(&String::from_utf8_lossy(
+            &stream.next().await.unwrap().unwrap(),
+        ));
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+            break gw.url(line.trim());
+        }
+    };
+    // A WebSocket, quiet for 2.5 s, then used.
+    let mut request = format!("ws://127.0.0.1:{}/ws", gw.port)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = client
+        .post(&endpoint)
+        .header("Content-Type", "application/json")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202, "the SSE session is still there");
+    let answer = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), stream.next())
+            .await
+            .expect("the stream still carries answers")
+            .unwrap()
+            .unwrap();
+        let chunk = String::from_utf8_lossy(&chunk).to_string();
+        if chunk.contains("\"id\":1") {
+            break chunk;
+        }
+    };
+    ws.send(Message::Text(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(3), ws.next())
+        .await
+        .expect("the WebSocket still answers")
+        .unwrap()
+        .unwrap();
+    println!(
+        "open streams: SSE answered after 2.5 s idle ({}), WebSocket answered ({reply})",
+        answer.trim()
+    );
+    assert!(reply.to_string().contains("\"id\":2"));
+}
+
+#[tokio::test]
 async fn an_idle_socket_is_closed_by_the_default_header_timeout() {
     let upstream = ServerProcess::fixture(&[]);
     let gw = Gateway::start(&upstream, &[]);
@@ -935,6 +1005,7 @@ async fn a_vanished_stateless_client_that_declared_elicitation_has_its_call_canc
     let gw = Gateway::start(&upstream, &[]);
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
+    let tasks_before = gw.gauge("litellm_mcp_tasks").await;
     let client = reqwest::Client::new();
     let call = client
         .post(gw.url("/mcp"))
@@ -959,8 +1030,14 @@ async fn a_vanished_stateless_client_that_declared_elicitation_has_its_call_canc
         s["cancelled"].as_array().map_or(0, Vec::len) > before
     })
     .await;
-    println!("stateless elicitation vanish: upstream saw the cancellation after {took:?}");
+    drop(client);
+    let tasks_after = gw.tasks_back_to(tasks_before, Duration::from_secs(3)).await;
+    println!("stateless elicitation vanish: upstream saw the cancellation after {took:?}; tasks {tasks_before} -> {tasks_after}");
     assert!(took.expect("the call was cancelled upstream") < Duration::from_millis(1000));
+    assert!(
+        tasks_after <= tasks_before,
+        "the call's task ended: {tasks_before} -> {tasks_after}"
+    );
 }
 
 /// A masked client frame.

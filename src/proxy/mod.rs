@@ -177,7 +177,7 @@ impl AppState {
     /// Background tasks still running: the state's own and the connection side's
     /// (one per client connection, plus HTTP/2 streams). `litellm_mcp_tasks`.
     pub fn live_tasks(&self) -> usize {
-        self.inner.tasks.len() + self.inner.live.tasks()
+        self.inner.tasks.len() + self.inner.live.tasks() + self.inner.waiting.parked()
     }
 
     /// Client sockets open, WebSockets included. `litellm_mcp_connections_open`.
