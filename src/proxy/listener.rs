@@ -96,7 +96,7 @@ pub const H2_MAX_CONCURRENT_STREAMS: u32 = 64;
 pub const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// How long the refusal of a connection that found no room may take to write.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long the accept loop pauses after an accept error (out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -350,7 +350,8 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(CLOSE_GRACE, stream.write_all(response.as_bytes())).await;
+    let _ =
+        tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, stream.write_all(response.as_bytes())).await;
 }
 
 /// What every connection task shares.
