@@ -527,6 +527,74 @@ async fn streams_that_stay_open_outlive_the_idle_bound() {
 }
 
 #[tokio::test]
+async fn at_the_cap_with_every_connection_busy_a_newcomer_gets_503_within_the_admission_wait() {
+    let upstream = ServerProcess::fixture(&[]);
+    let gw = Gateway::start(&upstream, &[("LITELLM_MCP_MAX_CONNECTIONS", "4")]);
+    // Four SSE streams: busy connections, never closed to make room.
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+        socket
+            .write_all(
+                format!(
+                    "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\n\r\n",
+                    gw.port
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        socket.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        streams.push(socket);
+    }
+    let started = Instant::now();
+    let mut newcomer = TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    newcomer
+        .write_all(
+            format!(
+                "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+                gw.port
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (answer, closed) = until_closed(&mut newcomer, Duration::from_secs(5)).await;
+    let took = closed.expect("the newcomer was answered and closed");
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    // A stream ends: room again.
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let health = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            fresh_client().get(gw.url("/health")).send(),
+        )
+        .await
+        {
+            Ok(Ok(response)) if response.status() == 200 => break started.elapsed(),
+            _ if Instant::now() > deadline => panic!("/health never came back"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    println!(
+        "cap 4, all busy: newcomer answered {:?} after {took:?}; /health back once a stream ended",
+        answer.lines().next()
+    );
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("-32000") && answer.contains("connection cap"),
+        "{answer}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "within the admission wait: {took:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_idle_socket_is_closed_by_the_default_header_timeout() {
     let upstream = ServerProcess::fixture(&[]);
     let gw = Gateway::start(&upstream, &[]);
