@@ -567,7 +567,7 @@ async fn at_the_cap_with_every_connection_busy_a_newcomer_gets_503_within_the_ad
     // A stream ends: room again.
     drop(streams.pop());
     let deadline = Instant::now() + Duration::from_secs(3);
-    let health = loop {
+    let health_back = loop {
         match tokio::time::timeout(
             Duration::from_secs(2),
             fresh_client().get(gw.url("/health")).send(),
@@ -580,7 +580,7 @@ async fn at_the_cap_with_every_connection_busy_a_newcomer_gets_503_within_the_ad
         }
     };
     println!(
-        "cap 4, all busy: newcomer answered {:?} after {took:?}; /health back once a stream ended",
+        "cap 4, all busy: newcomer answered {:?} after {took:?}; /health 200 again {health_back:?} after the newcomer came (a stream had ended)",
         answer.lines().next()
     );
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
