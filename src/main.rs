@@ -5,6 +5,11 @@
 //! desktop clients that launch it), `check` (validate a settings file), `tools` (what the
 //! configured servers offer), `call` (call one tool), `hash-key` (the digest to put in
 //! `api_keys[].key_hash`).
+//!
+//! `serve` takes the bounds on client connections from the environment when set
+//! (`LITELLM_MCP_HEADER_TIMEOUT_MS`, `LITELLM_MCP_BODY_TIMEOUT_MS`,
+//! `LITELLM_MCP_WRITE_STALL_TIMEOUT_MS`, `LITELLM_MCP_MAX_CONNECTIONS`; see
+//! `proxy::listener`), and fits the connection cap to the file descriptor limit.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -173,11 +178,13 @@ async fn main() -> anyhow::Result<()> {
             // Stdout carries one line, for scripts and tests that bind port 0.
             println!("LISTENING {}", listener.local_addr()?.port());
             let state = AppState::new(gateway, &settings);
-            proxy::serve(
+            let limits = proxy::ConnectionLimits::from_env()?.fitted_to_descriptors();
+            proxy::serve_with(
                 listener,
                 state,
                 shutdown_signal(),
                 Duration::from_secs(grace_secs),
+                limits,
             )
             .await?;
         }

@@ -11,7 +11,11 @@
 //! (`gw-<n>`) and its answers back, a call's log messages at or above the level the
 //! client set (`logging/setLevel`), `notifications/resources/updated` for the resources
 //! the client subscribed to (under its name of them), and the metrics and audit record
-//! of every request.
+//! of every request. A session runs at most
+//! [`MAX_IN_FLIGHT_PER_SESSION`](super::sessions::MAX_IN_FLIGHT_PER_SESSION) requests at
+//! once; one more is answered at once with
+//! [`TOO_MANY_IN_FLIGHT`](super::sessions::TOO_MANY_IN_FLIGHT) and never reaches an
+//! upstream. A message that is not UTF-8 is answered `-32700`, never read lossily.
 //! What a method does is the [`McpHandler`](super::handler::McpHandler)'s
 //! business; framing, identity and the transport's own rules are the face's.
 //!
@@ -37,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::{log_rank, CallChannels, Identity, Outcome, RequestContext, Scope};
+use super::sessions::{too_many_in_flight_message, MAX_IN_FLIGHT_PER_SESSION, TOO_MANY_IN_FLIGHT};
 use super::{jsonrpc_error, Announcement, AppState};
 use crate::core::mcp::protocol::{self, Incoming, RpcError};
 use crate::core::mcp::{ServerNotification, ServerRequest};
@@ -50,6 +55,9 @@ pub enum IncomingLine {
     Parsed(Value),
     /// A message over the face's size cap, not read; answered with `-32600`.
     TooLarge,
+    /// A message that is not valid UTF-8 (a binary WebSocket frame, a stdio line);
+    /// answered with `-32700`.
+    NotUtf8,
 }
 
 /// How long a session that ends waits for its upstreams to hear its unsubscriptions.
@@ -186,6 +194,14 @@ impl Session {
                     )
                     .await
             }
+            IncomingLine::NotUtf8 => {
+                return self
+                    .refuse(
+                        protocol::PARSE_ERROR,
+                        "Parse error: the message is not valid UTF-8",
+                    )
+                    .await
+            }
         };
         if value.is_array() {
             return self
@@ -313,6 +329,20 @@ impl Session {
                     id,
                     protocol::INVALID_REQUEST,
                     "Invalid Request: a request with this id is still in flight",
+                ))
+                .await;
+            return;
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT_PER_SESSION {
+            self.state
+                .metrics()
+                .record_request(self.face, &method, "error");
+            let _ = self
+                .outgoing
+                .send(jsonrpc_error(
+                    id,
+                    TOO_MANY_IN_FLIGHT,
+                    &too_many_in_flight_message(),
                 ))
                 .await;
             return;

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::handler::{CallChannels, ClientError, Identity, Outcome, RequestContext, Scope};
 use super::input_required::WaitingCalls;
-use super::sessions::{DownstreamSession, SessionError};
+use super::sessions::{ClientAddress, DownstreamSession, SessionError};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::protocol::{self, Incoming};
 use crate::core::mcp::{PermissionLevel, ServerNotification, ServerRequest};
@@ -52,17 +52,23 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn post_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    handle_post(state, None, headers, body).await
+async fn post_all(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_post(state, None, address, headers, body).await
 }
 
 async fn post_one(
     State(state): State<AppState>,
     Path(server): Path<String>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle_post(state, Some(server), headers, body).await
+    handle_post(state, Some(server), address, headers, body).await
 }
 
 async fn get_all(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -216,6 +222,7 @@ fn accepts_sse(headers: &HeaderMap) -> bool {
 async fn handle_post(
     state: AppState,
     server: Option<String>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -327,6 +334,7 @@ async fn handle_post(
                 identity,
                 scope,
                 headers,
+                address,
             };
             match session {
                 Some(session) => ctx.in_session(session, id, method, params).await,
@@ -343,6 +351,8 @@ struct PostContext {
     identity: Identity,
     scope: Scope,
     headers: HeaderMap,
+    /// The client's address: without a key, its sessions count against its address.
+    address: ClientAddress,
 }
 
 impl PostContext {
@@ -355,9 +365,14 @@ impl PostContext {
         let version = result["protocolVersion"]
             .as_str()
             .unwrap_or(protocol::LATEST_SESSION_VERSION);
-        let session = match self.state.sessions().create(self.identity.digest, self.scope.clone(), version) {
+        let session = match self.state.sessions().create(
+            self.identity.digest,
+            self.address,
+            self.scope.clone(),
+            version,
+        ) {
             Ok(session) => session,
-            Err(SessionError::TooMany) => {
+            Err(SessionError::TooMany | SessionError::TooManyInFlight) => {
                 return error_response(
                     StatusCode::TOO_MANY_REQUESTS,
                     id,
@@ -419,7 +434,20 @@ impl PostContext {
                 session.set_log_level(rank);
             }
         }
-        let cancel = session.begin(&id);
+        let cancel = match session.begin(&id) {
+            Ok(cancel) => cancel,
+            Err(_) => {
+                self.state
+                    .metrics()
+                    .record_request("http", &method, "error");
+                return error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    id,
+                    super::sessions::TOO_MANY_IN_FLIGHT,
+                    &super::sessions::too_many_in_flight_message(),
+                );
+            }
+        };
         self.run(id, method, params, Some(session), Some(cancel))
             .await
     }
@@ -547,25 +575,31 @@ impl PostContext {
             let handler = self.state.handler().clone();
             let identity = self.identity.clone();
             let scope = self.scope.clone();
-            // The call outlives this request when it must wait for answers.
-            tokio::spawn(async move {
+            // The call outlives this request when it must wait for answers; it is
+            // dropped (cancelled upstream) as soon as nobody waits for its outcome any
+            // more: the client went away, or never came back for its retry.
+            self.state.spawn(async move {
+                let mut done = done;
                 let ctx = RequestContext {
                     identity: &identity,
                     scope: &scope,
                     progress: None,
                 };
-                let result = handler
-                    .handle_call(
-                        ctx,
-                        protocol::METHOD_TOOLS_CALL,
-                        params,
-                        CallChannels {
-                            asker: Some(asker),
-                            notifications: None,
-                        },
-                    )
-                    .await;
-                let _ = done.send(result);
+                let call = handler.handle_call(
+                    ctx,
+                    protocol::METHOD_TOOLS_CALL,
+                    params,
+                    CallChannels {
+                        asker: Some(asker),
+                        notifications: None,
+                    },
+                );
+                tokio::select! {
+                    result = call => {
+                        let _ = done.send(result);
+                    }
+                    () = done.closed() => {}
+                }
             });
             waiting
                 .begin(self.identity.digest, questions, outcome)

@@ -7,7 +7,9 @@
 //!
 //! Owns the table of calls waiting for input. A waiting call belongs to the key that
 //! made it (another key's `requestState` is unknown), and is dropped, cancelling it
-//! upstream, when nobody resumes it within [`WAIT_FOR_RETRY`].
+//! upstream, when nobody resumes it within [`WAIT_FOR_RETRY`]. The timer of a parked
+//! call is a tracked task that ends as soon as the call is resumed (or dropped), so the
+//! service's task count says how many calls are parked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use super::handler::{ClientError, Outcome};
 use crate::core::mcp::permissions::KeyDigest;
@@ -35,12 +39,16 @@ struct Waiting {
     outcome: oneshot::Receiver<Outcome>,
     /// Replies owed to the upstream, by the key the client answers under.
     owed: HashMap<String, oneshot::Sender<Result<Value, RpcError>>>,
+    /// Ends the parked call's timer when the call leaves the table (resumed or dropped).
+    _timer: Option<DropGuard>,
 }
 
 /// The calls waiting for input.
 #[derive(Clone, Default)]
 pub struct WaitingCalls {
     calls: Arc<Mutex<HashMap<String, Waiting>>>,
+    /// The timers of the parked calls.
+    timers: TaskTracker,
 }
 
 impl std::fmt::Debug for WaitingCalls {
@@ -72,6 +80,7 @@ impl WaitingCalls {
             questions,
             outcome,
             owed: HashMap::new(),
+            _timer: None,
         };
         self.advance(waiting).await
     }
@@ -145,17 +154,28 @@ impl WaitingCalls {
     }
 
     /// Keeps a call until its retry, and forgets it (cancelling it) after the wait.
-    fn park(&self, state: String, waiting: Waiting) {
+    fn park(&self, state: String, mut waiting: Waiting) {
+        let resumed = CancellationToken::new();
+        waiting._timer = Some(resumed.clone().drop_guard());
         if let Ok(mut calls) = self.calls.lock() {
             calls.insert(state.clone(), waiting);
         }
         let calls = self.calls.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(WAIT_FOR_RETRY).await;
-            if let Ok(mut calls) = calls.lock() {
-                calls.remove(&state);
+        self.timers.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(WAIT_FOR_RETRY) => {
+                    // Dropped outside the lock: dropping a call cancels it upstream.
+                    let expired = calls.lock().ok().and_then(|mut calls| calls.remove(&state));
+                    drop(expired);
+                }
+                () = resumed.cancelled() => {}
             }
         });
+    }
+
+    /// Calls parked, waiting for their client's retry (each with its timer task).
+    pub fn parked(&self) -> usize {
+        self.timers.len()
     }
 }
 

@@ -16,16 +16,21 @@
 //! - [`ws_face`]: MCP over WebSocket at `/ws` and `/ws/{server}` (subprotocol `mcp`).
 //! - [`sse_face`]: the legacy HTTP+SSE transport at `/sse`, `/sse/{server}` and
 //!   `/messages`.
+//! - [`listener`]: the accept loop and the bounds on client connections (cap, header,
+//!   body, idle and write-stall timeouts), HTTP/1.1 and h2c.
 //!
 //! [`app`] builds the router from an [`AppState`], so tests drive it with `oneshot`;
 //! [`serve`] runs it on a listener until a shutdown future resolves. The state owns one
 //! root `CancellationToken` and a `TaskTracker` for its background tasks (session
-//! reaping, forwarding upstream `list_changed` to clients).
+//! reaping, forwarding upstream `list_changed` to clients, stateless calls waiting for
+//! their client's answers); the connection tasks are the [`listener`]'s, counted with
+//! them in `litellm_mcp_tasks`.
 
 pub mod duplex;
 pub mod handler;
 pub mod http_face;
 pub mod input_required;
+pub mod listener;
 pub mod ops;
 pub mod rest;
 pub mod sessions;
@@ -34,7 +39,6 @@ pub mod stdio_face;
 pub mod well_known;
 pub mod ws_face;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::handler::McpHandler;
+pub use self::listener::ConnectionLimits;
 use self::ops::Metrics;
 use self::sessions::SessionStore;
 use crate::core::mcp::McpGateway;
@@ -82,6 +87,8 @@ struct StateInner {
     loopback: bool,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// The connection side's live counts (sockets open, connection tasks).
+    live: Arc<listener::Live>,
 }
 
 impl AppState {
@@ -122,6 +129,7 @@ impl AppState {
                 loopback: settings.listen.ip().is_loopback(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                live: Arc::default(),
             }),
         };
         state.start_background(settings.session_idle_timeout);
@@ -166,6 +174,25 @@ impl AppState {
     /// Whether the service listens on a loopback address (Host/Origin checks apply).
     pub fn loopback(&self) -> bool {
         self.inner.loopback
+    }
+
+    /// Background tasks still running: the state's own and the connection side's
+    /// (one per client connection, plus HTTP/2 streams). `litellm_mcp_tasks`.
+    pub fn live_tasks(&self) -> usize {
+        self.inner.tasks.len() + self.inner.live.tasks() + self.inner.waiting.parked()
+    }
+
+    /// Client sockets open, WebSockets included. `litellm_mcp_connections_open`.
+    pub fn open_connections(&self) -> usize {
+        self.inner.live.connections()
+    }
+
+    /// Tracks a task of the service, so shutdown waits for it and `/metrics` counts it.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(task);
     }
 
     /// Fires at shutdown.
@@ -278,45 +305,83 @@ async fn with_request_id(
     response
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish (bounded by `grace`) and shuts the state down.
+/// Serves `app(state)` on `listener` with the default [`ConnectionLimits`] until
+/// `shutdown` resolves; see [`serve_with`].
 ///
 /// # Errors
-/// The listener's I/O error.
+/// None today; the `Result` is kept for listener errors a future version may report.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        state,
+        shutdown,
+        grace,
+        ConnectionLimits::default(),
+    )
+    .await
+}
+
+/// Serves `app(state)` on `listener`, within `limits`, until `shutdown` resolves; then
+/// stops accepting, lets in-flight requests finish (bounded by `grace`) and shuts the
+/// state down.
+///
+/// # Errors
+/// None today (accept errors are logged and retried); the `Result` is kept for
+/// listener errors a future version may report.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
     let local: Option<SocketAddr> = listener.local_addr().ok();
     if let (Some(address), Some(oauth)) = (local, state.auth().resource_server()) {
         oauth.set_bound_address(address);
     }
-    tracing::info!(address = ?local, "litellm-mcp listening");
+    tracing::info!(
+        address = ?local,
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_read_timeout.as_secs_f64(),
+        body_timeout_s = limits.body_read_timeout.as_secs_f64(),
+        write_stall_timeout_s = limits.write_stall_timeout.as_secs_f64(),
+        "litellm-mcp listening"
+    );
     let token = state.shutdown_token();
     let stop_accepting = CancellationToken::new();
-    let router = app(state.clone());
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(server);
-    let result = tokio::select! {
-        result = &mut server => result,
-        () = async {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections; waiting for requests in flight");
-            // Streams that would never end (GET streams) end on this token.
-            token.cancel();
-            stop_accepting.cancel();
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "requests still in flight after the grace period were dropped");
-            Ok(())
-        }
-    };
+    let live = state.inner.live.clone();
+    let accepting = listener::accept_loop(
+        listener,
+        app(state.clone()),
+        limits,
+        stop_accepting.clone(),
+        live.clone(),
+    );
+    tokio::select! {
+        () = accepting => {}
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+    // Streams that would never end (GET streams) end on this token.
+    token.cancel();
+    stop_accepting.cancel();
+    live.tracker().close();
+    if tokio::time::timeout(grace, live.tracker().wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "requests still in flight after the grace period were dropped"
+        );
+    }
     state.shutdown(grace).await;
-    result
+    Ok(())
 }
 
 /// A JSON-RPC error body (`id` null when the request's id is unknown).

@@ -301,7 +301,26 @@ impl Metrics {
         upstreams: &[ServerInfo],
         sessions_open: usize,
     ) -> Result<String, std::fmt::Error> {
+        self.encode_with_live(upstreams, sessions_open, &[])
+    }
+
+    /// [`Metrics::encode`] with more scrape-time gauges, each `(name, help, value)`:
+    /// the service's `tasks` and `connections_open`.
+    ///
+    /// # Errors
+    /// Only if formatting into a `String` fails, which it does not.
+    pub fn encode_with_live(
+        &self,
+        upstreams: &[ServerInfo],
+        sessions_open: usize,
+        live: &[(&str, &str, usize)],
+    ) -> Result<String, std::fmt::Error> {
         let mut now = Registry::with_prefix(PREFIX);
+        for (name, help, value) in live {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(*value).unwrap_or(i64::MAX));
+            now.register(*name, *help, gauge);
+        }
         let up = Family::<ServerLabels, Gauge>::default();
         for server in upstreams {
             let connected = matches!(server.state, ServerState::Connected { .. });
@@ -403,7 +422,22 @@ fn readiness_of(server: &ServerInfo) -> Value {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let upstreams = state.gateway().list_servers().await;
-    match state.metrics().encode(&upstreams, state.sessions().len()) {
+    let live = [
+        (
+            "tasks",
+            "Background tasks of the service still running (connections, HTTP/2 streams, sessions' helpers)",
+            state.live_tasks(),
+        ),
+        (
+            "connections_open",
+            "Client connections open, WebSockets included",
+            state.open_connections(),
+        ),
+    ];
+    match state
+        .metrics()
+        .encode_with_live(&upstreams, state.sessions().len(), &live)
+    {
         Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "encoding the metrics failed");

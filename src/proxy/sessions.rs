@@ -1,15 +1,20 @@
 //! Downstream sessions: the `Mcp-Session-Id`s the gateway hands to clients that
 //! `initialize` (protocol revisions up to 2025-11-25).
 //!
-//! Owns the store: creation with a cap per API key, lookup that only finds a session for
-//! the key that made it (another key's session id is answered as unknown), the requests
-//! in flight per session (so `notifications/cancelled` can stop them), and reaping of
-//! idle sessions.
+//! Owns the store: creation with a cap per API key — or, for clients without a key, per
+//! client IP address, so that anonymous clients do not share one cap — lookup that only
+//! finds a session for the key that made it (another key's session id is answered as
+//! unknown), the requests in flight per session (at most [`MAX_IN_FLIGHT_PER_SESSION`],
+//! so `notifications/cancelled` can stop them), and reaping of idle sessions.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::Scope;
@@ -19,6 +24,62 @@ use crate::core::mcp::protocol::RpcError;
 pub type Answer = tokio::sync::oneshot::Sender<Result<serde_json::Value, RpcError>>;
 use crate::core::mcp::permissions::KeyDigest;
 
+/// The most requests one client session may have in flight at once, on every face
+/// (`/mcp` sessions, WebSocket, legacy SSE, stdio); one more is answered at once with
+/// [`TOO_MANY_IN_FLIGHT`] and never reaches an upstream.
+pub const MAX_IN_FLIGHT_PER_SESSION: usize = 64;
+
+/// The JSON-RPC error code of a request refused because its session is busy: too many
+/// requests in flight, or (legacy SSE) a client that does not read its stream.
+pub const TOO_MANY_IN_FLIGHT: i64 = -32029;
+
+/// The message of a request refused for [`MAX_IN_FLIGHT_PER_SESSION`].
+pub fn too_many_in_flight_message() -> String {
+    format!(
+        "Too many requests in flight on this session (at most {MAX_IN_FLIGHT_PER_SESSION}): wait for some to finish"
+    )
+}
+
+/// The client's IP address (from the connection), for the session cap of clients
+/// without an API key. `None` when the service runs without a listener of its own
+/// (a router driven by `oneshot` in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip().to_canonical()),
+        ))
+    }
+}
+
+/// Whose cap a session counts against: its key's, or (no key) its client address's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Quota {
+    /// The API key (or token subject digest) that made it.
+    Key(KeyDigest),
+    /// The IP address of a client without a key.
+    Address(IpAddr),
+    /// A client without a key whose address is unknown (no listener: tests).
+    Anonymous,
+}
+
+impl Quota {
+    fn of(owner: Option<KeyDigest>, address: Option<IpAddr>) -> Self {
+        match (owner, address) {
+            (Some(key), _) => Quota::Key(key),
+            (None, Some(address)) => Quota::Address(address),
+            (None, None) => Quota::Anonymous,
+        }
+    }
+}
+
 /// One downstream session.
 #[derive(Debug)]
 pub struct DownstreamSession {
@@ -26,6 +87,8 @@ pub struct DownstreamSession {
     pub id: String,
     /// The key that made it; only that key may use it.
     pub owner: Option<KeyDigest>,
+    /// The cap it counts against.
+    quota: Quota,
     /// The endpoint it was made on.
     pub scope: Scope,
     /// The negotiated protocol version.
@@ -89,21 +152,34 @@ impl DownstreamSession {
     /// client cancels it; the registration ends when the returned guard is dropped,
     /// which is when the call finishes or when it is dropped because the client went
     /// away.
-    pub fn begin(self: &Arc<Self>, request_id: &serde_json::Value) -> InFlight {
+    ///
+    /// # Errors
+    /// [`SessionError::TooManyInFlight`] when [`MAX_IN_FLIGHT_PER_SESSION`] requests
+    /// are in flight already.
+    pub fn begin(
+        self: &Arc<Self>,
+        request_id: &serde_json::Value,
+    ) -> Result<InFlight, SessionError> {
         let key = request_id.to_string();
         let number = self
             .next_call
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = self.closed.child_token();
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(key.clone(), (number, token.clone()));
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .map_err(|_| SessionError::TooManyInFlight)?;
+        if in_flight.len() >= MAX_IN_FLIGHT_PER_SESSION && !in_flight.contains_key(&key) {
+            return Err(SessionError::TooManyInFlight);
         }
-        InFlight {
+        in_flight.insert(key.clone(), (number, token.clone()));
+        drop(in_flight);
+        Ok(InFlight {
             session: self.clone(),
             key,
             number,
             token,
-        }
+        })
     }
 
     /// How many requests are in flight.
@@ -191,25 +267,27 @@ impl DownstreamSession {
 /// Why a session could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
-    /// The key has as many sessions as it may.
+    /// The key (or, without a key, the client address) has as many sessions as it may.
     TooMany,
+    /// The session has [`MAX_IN_FLIGHT_PER_SESSION`] requests in flight.
+    TooManyInFlight,
 }
 
-/// A connection-bound session (WebSocket, legacy SSE) counted against its key's cap
-/// while it lives.
+/// A connection-bound session (WebSocket, legacy SSE) counted against its key's (or
+/// address's) cap while it lives.
 #[derive(Debug)]
 pub struct SessionSlot {
-    owner: Option<KeyDigest>,
-    connections: Arc<Mutex<HashMap<Option<KeyDigest>, usize>>>,
+    quota: Quota,
+    connections: Arc<Mutex<HashMap<Quota, usize>>>,
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
         if let Ok(mut connections) = self.connections.lock() {
-            if let Some(count) = connections.get_mut(&self.owner) {
+            if let Some(count) = connections.get_mut(&self.quota) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
-                    connections.remove(&self.owner);
+                    connections.remove(&self.quota);
                 }
             }
         }
@@ -220,8 +298,8 @@ impl Drop for SessionSlot {
 #[derive(Debug)]
 pub struct SessionStore {
     sessions: RwLock<HashMap<String, Arc<DownstreamSession>>>,
-    /// Connection-bound sessions per key (WebSocket, legacy SSE).
-    connections: Arc<Mutex<HashMap<Option<KeyDigest>, usize>>>,
+    /// Connection-bound sessions per key or address (WebSocket, legacy SSE).
+    connections: Arc<Mutex<HashMap<Quota, usize>>>,
     max_per_key: usize,
     idle_timeout: Duration,
 }
@@ -237,24 +315,28 @@ impl SessionStore {
         }
     }
 
-    /// Makes a session for `owner`.
+    /// Makes a session for `owner`, a client at `address`: counted against the key's
+    /// cap, or without a key against the address's.
     ///
     /// # Errors
-    /// [`SessionError::TooMany`] when the key is at its cap.
+    /// [`SessionError::TooMany`] when the key (or address) is at its cap.
     pub fn create(
         &self,
         owner: Option<KeyDigest>,
+        address: ClientAddress,
         scope: Scope,
         protocol_version: &str,
     ) -> Result<Arc<DownstreamSession>, SessionError> {
+        let quota = Quota::of(owner, address.0);
         let mut sessions = self.sessions.write().map_err(|_| SessionError::TooMany)?;
-        let owned = sessions.values().filter(|s| s.owner == owner).count() + self.connected(&owner);
+        let owned = sessions.values().filter(|s| s.quota == quota).count() + self.connected(&quota);
         if owned >= self.max_per_key {
             return Err(SessionError::TooMany);
         }
         let session = Arc::new(DownstreamSession {
             id: new_session_id(),
             owner,
+            quota,
             scope,
             protocol_version: protocol_version.to_string(),
             last_seen: Mutex::new(Instant::now()),
@@ -270,29 +352,35 @@ impl SessionStore {
         Ok(session)
     }
 
-    fn connected(&self, owner: &Option<KeyDigest>) -> usize {
+    fn connected(&self, quota: &Quota) -> usize {
         self.connections
             .lock()
-            .map(|c| c.get(owner).copied().unwrap_or(0))
+            .map(|c| c.get(quota).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 
-    /// Counts a connection-bound session (WebSocket, legacy SSE) against the key's cap
-    /// for as long as the returned slot lives.
+    /// Counts a connection-bound session (WebSocket, legacy SSE) of `owner`, a client at
+    /// `address`, against the key's (or, without a key, the address's) cap for as long
+    /// as the returned slot lives.
     ///
     /// # Errors
-    /// [`SessionError::TooMany`] when the key is at its cap.
-    pub fn reserve(&self, owner: Option<KeyDigest>) -> Result<SessionSlot, SessionError> {
+    /// [`SessionError::TooMany`] when the key (or address) is at its cap.
+    pub fn reserve(
+        &self,
+        owner: Option<KeyDigest>,
+        address: ClientAddress,
+    ) -> Result<SessionSlot, SessionError> {
+        let quota = Quota::of(owner, address.0);
         let sessions = self.sessions.read().map_err(|_| SessionError::TooMany)?;
         let mut connections = self.connections.lock().map_err(|_| SessionError::TooMany)?;
-        let owned = sessions.values().filter(|s| s.owner == owner).count()
-            + connections.get(&owner).copied().unwrap_or(0);
+        let owned = sessions.values().filter(|s| s.quota == quota).count()
+            + connections.get(&quota).copied().unwrap_or(0);
         if owned >= self.max_per_key {
             return Err(SessionError::TooMany);
         }
-        *connections.entry(owner).or_insert(0) += 1;
+        *connections.entry(quota).or_insert(0) += 1;
         Ok(SessionSlot {
-            owner,
+            quota,
             connections: self.connections.clone(),
         })
     }
@@ -376,12 +464,65 @@ fn new_session_id() -> String {
 mod tests {
     use super::*;
 
+    const NOWHERE: ClientAddress = ClientAddress(None);
+
+    #[test]
+    fn without_keys_each_client_address_has_its_own_cap() {
+        let store = SessionStore::new(2, Duration::from_secs(60));
+        let here = ClientAddress(Some(IpAddr::from([127, 0, 0, 1])));
+        let there = ClientAddress(Some(IpAddr::from([127, 0, 0, 2])));
+        store.create(None, here, Scope::All, "2025-11-25").unwrap();
+        let _slot = store.reserve(None, here).unwrap();
+        assert_eq!(
+            store
+                .create(None, here, Scope::All, "2025-11-25")
+                .unwrap_err(),
+            SessionError::TooMany
+        );
+        assert_eq!(
+            store.reserve(None, here).unwrap_err(),
+            SessionError::TooMany
+        );
+        // Another client without a key is not locked out by the first.
+        store.create(None, there, Scope::All, "2025-11-25").unwrap();
+        assert!(store.reserve(None, there).is_ok());
+        // A key's cap is its own wherever its clients are.
+        let key = Some(KeyDigest::of("k"));
+        store.create(key, here, Scope::All, "2025-11-25").unwrap();
+        store.create(key, there, Scope::All, "2025-11-25").unwrap();
+        assert_eq!(
+            store
+                .create(key, here, Scope::All, "2025-11-25")
+                .unwrap_err(),
+            SessionError::TooMany
+        );
+    }
+
+    #[test]
+    fn a_session_takes_at_most_its_cap_of_requests_in_flight() {
+        let store = SessionStore::new(2, Duration::from_secs(60));
+        let s = store
+            .create(None, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
+        let calls: Vec<InFlight> = (0..MAX_IN_FLIGHT_PER_SESSION)
+            .map(|n| s.begin(&serde_json::json!(n)).unwrap())
+            .collect();
+        assert_eq!(
+            s.begin(&serde_json::json!("one more")).unwrap_err(),
+            SessionError::TooManyInFlight
+        );
+        drop(calls);
+        assert!(s.begin(&serde_json::json!("one more")).is_ok());
+    }
+
     #[test]
     fn sessions_belong_to_their_key_and_are_capped() {
         let store = SessionStore::new(2, Duration::from_secs(60));
         let alice = Some(KeyDigest::of("alice"));
         let bob = KeyDigest::of("bob");
-        let s = store.create(alice, Scope::All, "2025-11-25").unwrap();
+        let s = store
+            .create(alice, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
         assert!(store.get(&s.id, alice.as_ref(), &Scope::All).is_some());
         assert!(
             store.get(&s.id, Some(&bob), &Scope::All).is_none(),
@@ -390,12 +531,18 @@ mod tests {
         assert!(store
             .get(&s.id, alice.as_ref(), &Scope::Server("x".into()))
             .is_none());
-        store.create(alice, Scope::All, "2025-11-25").unwrap();
+        store
+            .create(alice, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
         assert_eq!(
-            store.create(alice, Scope::All, "2025-11-25").unwrap_err(),
+            store
+                .create(alice, NOWHERE, Scope::All, "2025-11-25")
+                .unwrap_err(),
             SessionError::TooMany
         );
-        assert!(store.create(Some(bob), Scope::All, "2025-11-25").is_ok());
+        assert!(store
+            .create(Some(bob), NOWHERE, Scope::All, "2025-11-25")
+            .is_ok());
         assert!(store.remove(&s.id, Some(&bob)).is_none());
         assert!(store.remove(&s.id, alice.as_ref()).is_some());
         assert!(s.closed.is_cancelled());
@@ -406,34 +553,43 @@ mod tests {
     fn connection_sessions_count_against_the_cap_while_they_live() {
         let store = SessionStore::new(2, Duration::from_secs(60));
         let key = Some(KeyDigest::of("k"));
-        let slot = store.reserve(key).unwrap();
-        store.create(key, Scope::All, "2025-11-25").unwrap();
-        assert_eq!(store.reserve(key).unwrap_err(), SessionError::TooMany);
+        let slot = store.reserve(key, NOWHERE).unwrap();
+        store
+            .create(key, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
         assert_eq!(
-            store.create(key, Scope::All, "2025-11-25").unwrap_err(),
+            store.reserve(key, NOWHERE).unwrap_err(),
+            SessionError::TooMany
+        );
+        assert_eq!(
+            store
+                .create(key, NOWHERE, Scope::All, "2025-11-25")
+                .unwrap_err(),
             SessionError::TooMany
         );
         assert_eq!(store.len(), 2);
         drop(slot);
         assert_eq!(store.len(), 1);
-        assert!(store.reserve(key).is_ok());
+        assert!(store.reserve(key, NOWHERE).is_ok());
     }
 
     #[test]
     fn idle_sessions_are_reaped_and_cancellation_finds_requests() {
         let store = SessionStore::new(10, Duration::ZERO);
-        let s = store.create(None, Scope::All, "2025-11-25").unwrap();
-        let call = s.begin(&serde_json::json!(7));
+        let s = store
+            .create(None, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
+        let call = s.begin(&serde_json::json!(7)).unwrap();
         assert!(s.cancel(&serde_json::json!(7)));
         assert!(call.token().is_cancelled());
         assert!(!s.cancel(&serde_json::json!(8)));
         // A call that ends, or is dropped, leaves nothing behind.
-        let other = s.begin(&serde_json::json!("x"));
+        let other = s.begin(&serde_json::json!("x")).unwrap();
         assert_eq!(s.in_flight(), 1);
         drop(other);
         assert_eq!(s.in_flight(), 0);
         // Id 7 was cancelled and is reused: the old call ending leaves the new one.
-        let again = s.begin(&serde_json::json!(7));
+        let again = s.begin(&serde_json::json!(7)).unwrap();
         drop(call);
         assert_eq!(s.in_flight(), 1);
         assert!(s.cancel(&serde_json::json!(7)));

@@ -13,6 +13,16 @@
 //! the router's. The stream is the session, run by the [`duplex`](super::duplex)
 //! engine: when the client drops it, the session ends and its requests in flight are
 //! cancelled; when the service shuts down, the stream ends once they have finished.
+//! Without an API key, the session counts against the client address's session cap.
+//!
+//! Bounds, for a client that stops reading its stream: the session's answers wait in a
+//! queue of [`OUTGOING_CAPACITY`] messages (and the connection's write buffer); once
+//! that is full the engine waits, and POSTs wait in a queue of [`INCOMING_CAPACITY`].
+//! A POST that finds that queue full is refused at once — `503` with `Retry-After` and
+//! a JSON-RPC error [`TOO_MANY_IN_FLIGHT`] — never left hanging; and when the stream's
+//! writes make no progress for the write-stall timeout (see
+//! [`listener`](super::listener)), the connection is closed, which ends the session,
+//! cancels its calls and frees what it held. Its POSTs are then answered `404`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,14 +44,16 @@ use tokio::sync::mpsc;
 use super::duplex::{self, IncomingLine};
 use super::handler::Scope;
 use super::http_face::admit;
+use super::sessions::{ClientAddress, TOO_MANY_IN_FLIGHT};
 use super::{jsonrpc_error, AppState};
 use crate::core::mcp::permissions::KeyDigest;
 use crate::core::mcp::protocol::{self, Incoming};
 
-/// Messages POSTed to a session and not yet taken by its engine.
-const INCOMING_CAPACITY: usize = 64;
-/// Messages waiting to go out on a stream.
-const OUTGOING_CAPACITY: usize = 256;
+/// Messages POSTed to a session and not yet taken by its engine; a POST that finds the
+/// queue full is refused with `503`.
+pub const INCOMING_CAPACITY: usize = 64;
+/// Messages waiting to go out on a stream (the per-session outbound queue).
+pub const OUTGOING_CAPACITY: usize = 256;
 /// How often an idle stream carries a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -121,18 +133,20 @@ struct SessionQuery {
 async fn open_all(
     State(state): State<AppState>,
     Extension(streams): Extension<Streams>,
+    address: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    open(state, streams, None, &headers).await
+    open(state, streams, None, address, &headers).await
 }
 
 async fn open_one(
     State(state): State<AppState>,
     Extension(streams): Extension<Streams>,
     Path(server): Path<String>,
+    address: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    open(state, streams, Some(server), &headers).await
+    open(state, streams, Some(server), address, &headers).await
 }
 
 async fn post_all(
@@ -166,6 +180,7 @@ async fn open(
     state: AppState,
     streams: Streams,
     server: Option<String>,
+    address: ClientAddress,
     headers: &HeaderMap,
 ) -> Response {
     let (identity, scope) = match admit(&state, "sse", server, headers).await {
@@ -173,7 +188,7 @@ async fn open(
         Err(response) => return response,
     };
     let slot =
-        match state.sessions().reserve(identity.digest) {
+        match state.sessions().reserve(identity.digest, address) {
             Ok(slot) => slot,
             Err(_) => return (
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -305,10 +320,25 @@ async fn deliver(
             &format!("Invalid Request: {message}"),
         );
     }
-    match sender.send(IncomingLine::Parsed(value)).await {
+    match sender.try_send(IncomingLine::Parsed(value)) {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            state.metrics().record_request("sse", "-", "error");
+            let mut response = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TOO_MANY_IN_FLIGHT,
+                "Service Unavailable: this session's queue is full (its client is not reading the SSE stream, or sends faster than it reads); retry later",
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            response
+        }
         // The stream ended while this was on its way.
-        Err(_) => error_response(StatusCode::NOT_FOUND, -32001, "Session not found"),
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            error_response(StatusCode::NOT_FOUND, -32001, "Session not found")
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! stdin/stdout, newline-delimited JSON-RPC, so a desktop client can launch it.
 //!
 //! Owns only the framing (lines of at most 16 MiB; a longer one is answered with
-//! `-32600` and skipped) and the identity of the process; the session itself, the one
+//! `-32600` and skipped; one that is not UTF-8 is answered with `-32700`) and the identity of the process; the session itself, the one
 //! implicit session of the process, is the [`duplex`](super::duplex) engine's. Stdout
 //! carries protocol only; logs go to stderr. When stdin ends, the requests in flight
 //! still finish and are answered, then the state is shut down.
@@ -76,11 +76,11 @@ fn lines<R: AsyncRead + Unpin>(input: R) -> impl Stream<Item = IncomingLine> {
             loop {
                 match framed.next().await {
                     Some(Ok(line)) => {
-                        let text = String::from_utf8_lossy(&line);
-                        if text.trim().is_empty() {
-                            continue;
-                        }
-                        let line = IncomingLine::Text(text.into_owned());
+                        let line = match String::from_utf8(line.to_vec()) {
+                            Ok(text) if text.trim().is_empty() => continue,
+                            Ok(text) => IncomingLine::Text(text),
+                            Err(_) => IncomingLine::NotUtf8,
+                        };
                         return Some((line, (framed, false)));
                     }
                     Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {

@@ -7,10 +7,12 @@
 //! on `/mcp` is (Host/Origin, API key, scope: refused with the HTTP status and JSON-RPC
 //! body before any upgrade); a message may be at most `max_body_bytes` (a larger one
 //! closes the connection with 1009, as the frame cannot be skipped); binary frames are
-//! read as UTF-8 text; a malformed message is answered with a JSON-RPC error and the
-//! socket stays open. One connection is one session, run by the
-//! [`duplex`](super::duplex) engine; when the client goes away, its requests in flight
-//! are cancelled.
+//! read as UTF-8 text (one that is not UTF-8 is answered `-32700`); a malformed message
+//! is answered with a JSON-RPC error and the socket stays open. A violation of RFC 6455
+//! closes the connection with 1002, a text frame that is not UTF-8 with 1007 (RFC 6455
+//! §7.4.1). Without an API key, the session counts against the client address's session
+//! cap. One connection is one session, run by the [`duplex`](super::duplex) engine; when
+//! the client goes away, its requests in flight are cancelled.
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::RawQuery;
@@ -27,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::duplex::{self, IncomingLine};
 use super::handler::{Identity, Scope};
 use super::http_face::admit;
+use super::sessions::ClientAddress;
 use super::AppState;
 
 /// The subprotocol MCP clients ask for.
@@ -47,21 +50,30 @@ type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketU
 
 async fn upgrade_all(
     State(state): State<AppState>,
+    address: ClientAddress,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, None, &with_query_key(headers, query), ws).await
+    upgrade(state, None, address, &with_query_key(headers, query), ws).await
 }
 
 async fn upgrade_one(
     State(state): State<AppState>,
     Path(server): Path<String>,
+    address: ClientAddress,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    upgrade(state, Some(server), &with_query_key(headers, query), ws).await
+    upgrade(
+        state,
+        Some(server),
+        address,
+        &with_query_key(headers, query),
+        ws,
+    )
+    .await
 }
 
 /// WebSocket clients often cannot set headers (browsers; the Python SDK's
@@ -87,6 +99,7 @@ fn with_query_key(mut headers: HeaderMap, query: Option<String>) -> HeaderMap {
 async fn upgrade(
     state: AppState,
     server: Option<String>,
+    address: ClientAddress,
     headers: &HeaderMap,
     ws: Upgrade,
 ) -> Response {
@@ -98,7 +111,7 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let slot = match state.sessions().reserve(identity.digest) {
+    let slot = match state.sessions().reserve(identity.digest, address) {
         Ok(slot) => slot,
         Err(_) => return too_many_sessions(),
     };
@@ -130,8 +143,43 @@ fn too_many_sessions() -> Response {
 enum Ending {
     /// The client closed it, or went away.
     Client,
-    /// The client sent a message over the cap.
+    /// The client sent a message over the cap (1009).
     TooLarge,
+    /// The client broke RFC 6455 (1002).
+    ProtocolError,
+    /// The client sent a text frame that is not UTF-8 (1007).
+    NotUtf8,
+}
+
+impl Ending {
+    /// The close frame we send for it, if any (a client that closed gets ours from
+    /// the library's closing handshake).
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Ending::Client => return None,
+            Ending::TooLarge => (close_code::SIZE, "message too large"),
+            Ending::ProtocolError => (close_code::PROTOCOL, "protocol error"),
+            Ending::NotUtf8 => (close_code::INVALID, "text frame is not UTF-8"),
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+
+    /// What a read error says about the client. tungstenite's errors reach us boxed in
+    /// `axum::Error`, of a version we do not link, so only their text tells them apart.
+    fn of_read_error(text: &str) -> Self {
+        if text.contains("Space limit exceeded") || text.contains("too long") {
+            Ending::TooLarge
+        } else if text.starts_with("UTF-8 encoding error") {
+            Ending::NotUtf8
+        } else if text.starts_with("WebSocket protocol error") {
+            Ending::ProtocolError
+        } else {
+            Ending::Client
+        }
+    }
 }
 
 /// One connection: the engine between the socket's frames and its writer.
@@ -164,11 +212,7 @@ async fn session(socket: WebSocket, state: AppState, identity: Identity, scope: 
         // Dropping the receiver tells the engine nobody reads any more.
         drop(out_rx);
         let ending = ending.lock().map(|e| *e).unwrap_or(Ending::Client);
-        if ending == Ending::TooLarge {
-            let frame = CloseFrame {
-                code: close_code::SIZE,
-                reason: "message too large".into(),
-            };
+        if let Some(frame) = ending.close_frame() {
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
         let _ = sink.close().await;
@@ -192,18 +236,16 @@ fn messages(
             loop {
                 let line = match frames.next().await? {
                     Ok(Message::Text(text)) => IncomingLine::Text(text.as_str().to_string()),
-                    Ok(Message::Binary(bytes)) => {
-                        IncomingLine::Text(String::from_utf8_lossy(&bytes).into_owned())
-                    }
+                    Ok(Message::Binary(bytes)) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => IncomingLine::Text(text),
+                        Err(_) => IncomingLine::NotUtf8,
+                    },
                     Ok(Message::Ping(_) | Message::Pong(_)) => continue,
                     Ok(Message::Close(_)) => return None,
                     Err(error) => {
-                        // The cap is tungstenite's; its error is only recognisable by text.
                         let text = error.to_string();
-                        if text.contains("Space limit exceeded") || text.contains("too long") {
-                            if let Ok(mut ending) = ending.lock() {
-                                *ending = Ending::TooLarge;
-                            }
+                        if let Ok(mut ending) = ending.lock() {
+                            *ending = Ending::of_read_error(&text);
                         }
                         tracing::debug!(error = %text, "WebSocket read ended");
                         return None;
