@@ -53,6 +53,10 @@ pub enum IncomingLine {
     Text(String),
     /// A message the face has already parsed as JSON (an HTTP body it checked).
     Parsed(Value),
+    /// A message the face parsed, that came with its own credential of the session's
+    /// owner (a legacy SSE POST): from it on, the session acts with that identity (a
+    /// refreshed token, its scopes and team), not the one the stream was opened with.
+    ParsedAs(Value, Box<Identity>),
     /// A message over the face's size cap, not read; answered with `-32600`.
     TooLarge,
     /// A message that is not valid UTF-8 (a binary WebSocket frame, a stdio line);
@@ -186,6 +190,10 @@ impl Session {
                 }
             },
             IncomingLine::Parsed(value) => value,
+            IncomingLine::ParsedAs(value, identity) => {
+                self.identity = *identity;
+                value
+            }
             IncomingLine::TooLarge => {
                 return self
                     .refuse(

@@ -320,7 +320,9 @@ async fn deliver(
             &format!("Invalid Request: {message}"),
         );
     }
-    match sender.try_send(IncomingLine::Parsed(value)) {
+    // The owner is the stream's (checked above); this POST's own credential, possibly a
+    // refreshed token, is the one the session acts with from now on.
+    match sender.try_send(IncomingLine::ParsedAs(value, Box::new(identity))) {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(mpsc::error::TrySendError::Full(_)) => {
             state.metrics().record_request("sse", "-", "error");
