@@ -168,16 +168,10 @@ struct Session {
 impl Session {
     /// Handles one incoming message.
     async fn take(&mut self, line: IncomingLine) {
-        let value = match line {
-            IncomingLine::Text(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(value) => value,
-                Err(e) => {
-                    return self
-                        .refuse(protocol::PARSE_ERROR, &format!("Parse error: {e}"))
-                        .await
-                }
-            },
-            IncomingLine::Parsed(value) => value,
+        // Parsed strictly, as every face does (`protocol::Incoming::parse_from_client`).
+        let parsed = match line {
+            IncomingLine::Text(text) => Incoming::parse_from_client(text.as_bytes()),
+            IncomingLine::Parsed(value) => Incoming::from_client_value(value),
             IncomingLine::TooLarge => {
                 return self
                     .refuse(
@@ -187,20 +181,12 @@ impl Session {
                     .await
             }
         };
-        if value.is_array() {
-            return self
-                .refuse(
-                    protocol::INVALID_REQUEST,
-                    "Invalid Request: JSON-RPC batches are not accepted (protocol 2025-06-18 and later removed them)",
-                )
-                .await;
-        }
-        let message = match Incoming::from_value(value) {
+        let message = match parsed {
             Ok(message) => message,
-            Err(e) => {
-                return self
-                    .refuse(protocol::INVALID_REQUEST, &format!("Invalid Request: {e}"))
-                    .await
+            Err(refusal) => {
+                self.state.metrics().record_request(self.face, "-", "error");
+                let _ = self.outgoing.send(refusal.to_response()).await;
+                return;
             }
         };
         match message {

@@ -28,6 +28,7 @@ use super::duplex::{self, IncomingLine};
 use super::handler::{Identity, Scope};
 use super::http_face::admit;
 use super::AppState;
+use crate::core::mcp::protocol;
 
 /// The subprotocol MCP clients ask for.
 const SUBPROTOCOL: &str = "mcp";
@@ -154,7 +155,7 @@ async fn session(socket: WebSocket, state: AppState, identity: Identity, scope: 
             };
             let Some(message) = message else { break };
             if sink
-                .send(Message::Text(message.to_string().into()))
+                .send(Message::Text(protocol::encode(&message).into()))
                 .await
                 .is_err()
             {
