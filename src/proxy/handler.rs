@@ -810,12 +810,11 @@ impl McpHandler {
         let known = if key == "name" {
             self.visible_items(ctx.identity, &upstream, Kind::Prompts)
                 .await
-                .iter()
-                .any(|prompt| *prompt == original)
+                .contains(&original)
         } else {
             let catalog = self.resource_catalog(ctx.identity, &upstream).await;
             catalog.lists(&original)
-                || catalog.templates.iter().any(|t| *t == original)
+                || catalog.templates.contains(&original)
                 || catalog.matches_template(&original)
         };
         if !known {

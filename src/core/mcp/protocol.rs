@@ -321,15 +321,14 @@ impl Incoming {
     /// # Errors
     /// The [`Refusal`] to answer with (`-32600`).
     pub fn from_client_value(value: Value) -> Result<Incoming, Refusal> {
-        let text = serde_json::to_vec(&value).map_err(|e| Refusal::invalid(e))?;
+        let text = serde_json::to_vec(&value).map_err(Refusal::invalid)?;
         Self::parse_from_client(&text)
     }
 
     fn from_envelope(envelope: Envelope<'_>) -> Result<Incoming, Refusal> {
-        let id = match envelope.id {
-            None => None,
-            Some(raw) => Some(client_id(raw).ok_or_else(|| raw.get())),
-        };
+        let id = envelope
+            .id
+            .map(|raw| client_id(raw).ok_or_else(|| raw.get()));
         // The id is echoed in a refusal when it is itself valid.
         let valid_id = match &id {
             Some(Ok(id)) => id.clone(),
@@ -415,8 +414,10 @@ fn client_id(raw: &RawValue) -> Option<Value> {
                 .map(Value::from)
                 .or_else(|_| text.parse::<u64>().map(Value::from))
                 .ok();
+            // `-0` parses, but would be written as `0`.
+            let written = value.as_ref().map(Value::to_string);
             match value {
-                Some(value) if value.to_string() == text => Some(value),
+                Some(value) if written.as_deref() == Some(text) => Some(value),
                 _ => {
                     let mut exact = Map::with_capacity(1);
                     exact.insert(EXACT_ID_KEY.into(), Value::from(text));
