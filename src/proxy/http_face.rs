@@ -3,12 +3,20 @@
 //! endpoint.
 //!
 //! Owns the HTTP rules of the transport: Host/Origin checks against DNS rebinding on
-//! loopback binds, API-key identity (401 with a JSON-RPC error body), content
-//! negotiation (JSON, or an SSE stream that carries a call's progress before its
+//! loopback binds (`local_request`, shared by every HTTP face: `Origin: null`, a
+//! repeated Host or Origin, or one with a byte that is not printable ASCII is refused),
+//! API-key identity (401 with a JSON-RPC error body), the request's media type
+//! (`is_json_content_type`: `application/json` with optional parameters, else 415),
+//! content negotiation (JSON, or an SSE stream that carries a call's progress before its
 //! response), sessions made by `initialize` (`Mcp-Session-Id`, 404 for an unknown or
 //! foreign session, `MCP-Protocol-Version` checked, the GET stream for list changes,
 //! DELETE), and the stateless 2026-07-28 revision (`server/discover`, per-request
-//! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). What a
+//! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). With
+//! `server_names: private`, `/mcp/<server>` of a server the caller may see nothing of is
+//! the same 404 as that of a missing one (`admit`, shared by the SSE and WebSocket
+//! faces). Messages are read with
+//! [`Incoming::parse_from_client`](crate::core::mcp::protocol::Incoming::parse_from_client)
+//! and written with [`protocol::encode`], so ids come back exactly as sent. What a
 //! method does is the [`McpHandler`]'s business.
 
 use std::collections::VecDeque;
