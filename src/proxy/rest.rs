@@ -576,8 +576,10 @@ async fn call_tool(
             return Err(error);
         }
     };
-    // An OpenAI name of a tool whose gateway name OpenAI does not accept.
-    if looks_mapped(&name) && !is_known_tool(&state, &name).await {
+    // The mapped OpenAI name of a tool whose gateway name OpenAI does not accept. A
+    // mapped name that is also a visible tool's own name was left out of the listing and
+    // is not found here, so that tool is called.
+    if looks_mapped(&name) {
         if let Some(gateway_name) = from_openai_name(&state, &identity, &name).await {
             name = gateway_name;
         }
@@ -607,21 +609,6 @@ async fn call_tool(
         .metrics()
         .record_request(FACE, method, request_outcome(&result));
     result.map(Json)
-}
-
-/// Whether a gateway name is one of a tool the gateway has (from the cached lists).
-async fn is_known_tool(state: &AppState, name: &str) -> bool {
-    let gateway = state.gateway();
-    let Some((server, tool)) = gateway.split_qualified_name(name) else {
-        return false;
-    };
-    let Some(server) = gateway.server_now(server) else {
-        return false;
-    };
-    server
-        .list_tools()
-        .await
-        .is_ok_and(|snapshot| snapshot.tools().iter().any(|t| t.name == tool))
 }
 
 /// The server (its own name, not an alias) and tool a qualified name asks for; `-` for a
