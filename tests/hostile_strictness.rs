@@ -32,7 +32,8 @@ const BIG_ID: &str = "123456789012345678901234567890";
 
 /// Settings with our fixture as `fx` and again as `secret`; `alice` may do anything,
 /// `limited` may not see `fx`'s prompt `greeting`, resource `fixture://hello` and tool
-/// `echo`, nor anything of `secret`. `extra` is appended (top-level keys).
+/// `echo`, nor anything of `secret`; `files` is an alias of `fx`. `extra` is appended
+/// (top-level keys).
 fn settings_yaml(upstream: &ServerProcess, extra: &str) -> String {
     format!(
         r#"
@@ -42,6 +43,7 @@ servers:
     url: http://127.0.0.1:{port}/mcp
   - name: secret
     url: http://127.0.0.1:{port}/mcp
+aliases: {{files: fx}}
 api_keys:
   - {{name: alice, key: sk-alice, team: admins}}
   - {{name: limited, key: sk-limited, team: limited}}
@@ -808,6 +810,23 @@ async fn hidden_items_are_answered_as_missing_ones_on_every_face() {
                 tool("fx__nope"),
                 "fx__echo",
                 "fx__nope",
+            ),
+            // Rules name servers, not aliases: an alias hides the same things.
+            (
+                "prompts/get through an alias",
+                "prompts/get",
+                prompt("files__greeting"),
+                prompt("files__nope"),
+                "files__greeting",
+                "files__nope",
+            ),
+            (
+                "resources/read through an alias",
+                "resources/read",
+                uri("mcpgw://files/fixture://hello"),
+                uri("mcpgw://files/fixture://nope"),
+                "fixture://hello",
+                "fixture://nope",
             ),
             // A server the caller may see nothing of, and one that does not exist.
             (
