@@ -718,7 +718,9 @@ async fn resources_prompts_and_completions_cross_with_namespaced_names() {
             rpc(3, "resources/read", json!({"uri": "mcpgw://nope/x"})),
         )
         .await;
-    assert_eq!(missing["error"]["code"], -32602);
+    // The spec's resource-not-found for session-era clients (-32602 in 2026-07-28).
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
+    assert_eq!(missing["error"]["data"]["uri"], "mcpgw://nope/x");
 
     let (_, prompts) = gw
         .call(

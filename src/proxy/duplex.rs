@@ -53,10 +53,10 @@ pub enum IncomingLine {
     Text(String),
     /// A message the face has already parsed as JSON (an HTTP body it checked).
     Parsed(Value),
-    /// A message the face parsed, that came with its own credential of the session's
+    /// The text of one message that came with its own credential of the session's
     /// owner (a legacy SSE POST): from it on, the session acts with that identity (a
     /// refreshed token, its scopes and team), not the one the stream was opened with.
-    ParsedAs(Value, Box<Identity>),
+    TextAs(String, Box<Identity>),
     /// A message over the face's size cap, not read; answered with `-32600`.
     TooLarge,
     /// A message that is not valid UTF-8 (a binary WebSocket frame, a stdio line);
@@ -180,19 +180,13 @@ struct Session {
 impl Session {
     /// Handles one incoming message.
     async fn take(&mut self, line: IncomingLine) {
-        let value = match line {
-            IncomingLine::Text(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(value) => value,
-                Err(e) => {
-                    return self
-                        .refuse(protocol::PARSE_ERROR, &format!("Parse error: {e}"))
-                        .await
-                }
-            },
-            IncomingLine::Parsed(value) => value,
-            IncomingLine::ParsedAs(value, identity) => {
+        // Parsed strictly, as every face does (`protocol::Incoming::parse_from_client`).
+        let parsed = match line {
+            IncomingLine::Text(text) => Incoming::parse_from_client(text.as_bytes()),
+            IncomingLine::Parsed(value) => Incoming::from_client_value(value),
+            IncomingLine::TextAs(text, identity) => {
                 self.identity = *identity;
-                value
+                Incoming::parse_from_client(text.as_bytes())
             }
             IncomingLine::TooLarge => {
                 return self
@@ -211,20 +205,12 @@ impl Session {
                     .await
             }
         };
-        if value.is_array() {
-            return self
-                .refuse(
-                    protocol::INVALID_REQUEST,
-                    "Invalid Request: JSON-RPC batches are not accepted (protocol 2025-06-18 and later removed them)",
-                )
-                .await;
-        }
-        let message = match Incoming::from_value(value) {
+        let message = match parsed {
             Ok(message) => message,
-            Err(e) => {
-                return self
-                    .refuse(protocol::INVALID_REQUEST, &format!("Invalid Request: {e}"))
-                    .await
+            Err(refusal) => {
+                self.state.metrics().record_request(self.face, "-", "error");
+                let _ = self.outgoing.send(refusal.to_response()).await;
+                return;
             }
         };
         match message {

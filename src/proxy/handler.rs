@@ -10,8 +10,37 @@
 //!
 //! Names: on `/mcp` (scope [`Scope::All`]) tools and prompts are `<server><sep><name>`
 //! and resource URIs are `mcpgw://<server>/<original uri>`; on `/mcp/<server>`
-//! ([`Scope::Server`]) they are the server's own. A tool, prompt or server the caller may
-//! not see is answered exactly as one that does not exist.
+//! ([`Scope::Server`]) they are the server's own. Permissions are decided on the
+//! server's own name, also when the client names it by an alias.
+//!
+//! # Hidden is missing
+//! A tool, prompt, resource or completion reference the caller may not see (level below
+//! `read`) is answered exactly as one the server does not have, and its server is not
+//! asked. The gateway, not the upstream, answers for what does not exist, in one
+//! wording per kind, with the name as the client sent it:
+//! - tools: `-32602 Unknown tool: <name>` (from the cached tool list);
+//! - `prompts/get`: `-32602 Unknown prompt: <name>`. When the upstream refuses a prompt
+//!   (a JSON-RPC error), the gateway looks at the server's prompt list: a prompt not
+//!   listed gets the gateway's answer, a listed one the upstream's own error;
+//! - `resources/read`: `Resource not found: <uri>` with `data: {uri}`, code `-32002` for
+//!   session-era clients and `-32602` for the stateless revision (SEP-2164). When the
+//!   upstream refuses a read, a URI it does not list gets the gateway's answer, unless a
+//!   resource template matches it and the upstream's error is not a not-found
+//!   (`-32002`/`-32602`);
+//! - `resources/subscribe`: the same not-found, decided before the upstream is asked: a
+//!   URI must be listed or match a template. `resources/unsubscribe` of a hidden URI
+//!   succeeds and does nothing, as it does for a URI nobody subscribed to;
+//! - `completion/complete`: `-32602 Unknown completion reference`, decided before the
+//!   upstream is asked: the prompt must be listed, the URI listed or a template (or
+//!   matched by one).
+//!
+//! What can still tell them apart: time (a hidden item costs no upstream round trip),
+//! and an unreachable upstream (a missing item then gets the transport's error).
+//!
+//! # Server names
+//! With `server_names: private` ([`McpHandler::with_private_server_names`]) a server the
+//! caller may see nothing of ([`McpHandler::may_know_server`]) is answered as a server
+//! that does not exist, by every method; the faces do the same for their endpoints.
 
 use std::sync::Arc;
 
@@ -109,6 +138,8 @@ pub struct McpHandler {
     /// Servers whose calls carry the caller's token exchanged for theirs.
     exchanges: Arc<std::collections::HashMap<String, TokenExchanger>>,
     server_name: String,
+    /// Whether servers the caller may see nothing of are answered as missing.
+    private_server_names: bool,
     /// How many client subscriptions each (server, URI) has.
     subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>,
 }
@@ -142,8 +173,44 @@ impl McpHandler {
             permissions,
             exchanges: Arc::default(),
             server_name: "litellm-mcp".to_string(),
+            private_server_names: false,
             subscriptions: Arc::default(),
         }
+    }
+
+    /// With `private`, a server the caller may see nothing of is answered as one that
+    /// does not exist (the `server_names: private` setting).
+    #[must_use]
+    pub fn with_private_server_names(mut self, private: bool) -> Self {
+        self.private_server_names = private;
+        self
+    }
+
+    /// Whether server names are private (`server_names: private`).
+    pub fn server_names_are_private(&self) -> bool {
+        self.private_server_names
+    }
+
+    /// Whether the caller may learn that `server` (a server's own name) exists: always
+    /// when names are public; when they are private, when its permissions give it `read`
+    /// on some name of the server (decided from the rules, without asking the server).
+    pub fn may_know_server(&self, identity: &Identity, server: &str) -> bool {
+        !self.private_server_names
+            || self
+                .permissions
+                .for_server(identity.digest.as_ref(), &identity.caller, server)
+                .best_level()
+                .min(identity.max_level)
+                >= PermissionLevel::Read
+    }
+
+    /// The enabled server a client's server name (or alias) stands for, when the caller
+    /// may know of it.
+    fn upstream_for(&self, identity: &Identity, server: &str) -> Option<McpServer> {
+        self.gateway
+            .server_now(server)
+            .filter(McpServer::is_enabled)
+            .filter(|upstream| self.may_know_server(identity, upstream.name()))
     }
 
     /// Makes calls to these servers carry the caller's token exchanged for one meant
@@ -272,8 +339,9 @@ impl McpHandler {
         }
     }
 
-    /// The servers of the scope that the gateway has and that are enabled.
-    fn servers_in(&self, scope: &Scope) -> Vec<String> {
+    /// The servers of the scope that the gateway has, that are enabled, and that the
+    /// caller may know of.
+    fn servers_in(&self, scope: &Scope, identity: &Identity) -> Vec<String> {
         match scope {
             Scope::All => self
                 .gateway
@@ -283,6 +351,7 @@ impl McpHandler {
                     self.gateway
                         .server_now(name)
                         .is_some_and(|s| s.is_enabled())
+                        && self.may_know_server(identity, name)
                 })
                 .collect(),
             Scope::Server(name) => vec![name.clone()],
@@ -290,7 +359,7 @@ impl McpHandler {
     }
 
     async fn list_tools(&self, ctx: &RequestContext<'_>, params: &Value) -> Outcome {
-        let servers = self.servers_in(ctx.scope);
+        let servers = self.servers_in(ctx.scope, ctx.identity);
         let lists = futures::future::join_all(servers.iter().map(|name| async move {
             match self.gateway.server_now(name) {
                 Some(server) => (name, server.list_tools().await.ok()),
@@ -360,9 +429,7 @@ impl McpHandler {
             .route(ctx.scope, name)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         let upstream = self
-            .gateway
-            .server_now(server)
-            .filter(McpServer::is_enabled)
+            .upstream_for(ctx.identity, server)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         match self.level(ctx.identity, upstream.name(), tool) {
             PermissionLevel::Deny => return Err(ClientError::unknown_tool(name)),
@@ -430,7 +497,7 @@ impl McpHandler {
     }
 
     async fn list_items(&self, ctx: &RequestContext<'_>, params: &Value, kind: Kind) -> Outcome {
-        let servers = self.servers_in(ctx.scope);
+        let servers = self.servers_in(ctx.scope, ctx.identity);
         let lists = futures::future::join_all(servers.iter().map(|name| async move {
             let server = self.gateway.server_now(name)?;
             let has = server
@@ -476,25 +543,27 @@ impl McpHandler {
             .and_then(Value::as_str)
             .ok_or_else(|| ClientError::new(INVALID_PARAMS, "resources/read needs a 'uri'"))?
             .to_string();
-        let not_found = || ClientError::new(INVALID_PARAMS, format!("Resource not found: {uri}"));
-        let (server, original) = match ctx.scope {
-            Scope::All => {
-                let rest = uri.strip_prefix(RESOURCE_SCHEME).ok_or_else(not_found)?;
-                let (server, original) = rest.split_once('/').ok_or_else(not_found)?;
-                (server.to_string(), original.to_string())
-            }
-            Scope::Server(server) => (server.clone(), uri.clone()),
-        };
+        let stateless = is_stateless(&params);
+        let not_found = || resource_not_found(&uri, stateless);
+        let (server, original) = self.route_resource(ctx.scope, &uri).ok_or_else(not_found)?;
         let upstream = self
-            .gateway
-            .server_now(&server)
-            .filter(McpServer::is_enabled)
+            .upstream_for(ctx.identity, &server)
             .ok_or_else(not_found)?;
-        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
+        if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
             return Err(not_found());
         }
         params["uri"] = Value::from(original.as_str());
-        let mut result = upstream.request("resources/read", Some(params)).await?;
+        let mut result = match upstream.request("resources/read", Some(params)).await {
+            Ok(result) => result,
+            Err(McpError::Rpc { code, .. })
+                if !self
+                    .known_resource(ctx.identity, &upstream, &original, code)
+                    .await =>
+            {
+                return Err(not_found())
+            }
+            Err(error) => return Err(error.into()),
+        };
         if *ctx.scope == Scope::All {
             if let Some(contents) = result.get_mut("contents").and_then(Value::as_array_mut) {
                 for content in contents {
@@ -505,6 +574,59 @@ impl McpHandler {
             }
         }
         Ok(result)
+    }
+
+    /// After the upstream refused to read `uri` with `code`: whether the refusal is its
+    /// own to tell (the URI is one it lists, or one a template matches and the error is
+    /// not a not-found), rather than the gateway's not-found.
+    async fn known_resource(
+        &self,
+        identity: &Identity,
+        upstream: &McpServer,
+        uri: &str,
+        code: i64,
+    ) -> bool {
+        let catalog = self.resource_catalog(identity, upstream).await;
+        catalog.lists(uri)
+            || (catalog.matches_template(uri) && !matches!(code, -32002 | INVALID_PARAMS))
+    }
+
+    /// The server's resources and templates that the caller may see.
+    async fn resource_catalog(&self, identity: &Identity, upstream: &McpServer) -> Catalog {
+        let (resources, templates) = futures::future::join(
+            self.visible_items(identity, upstream, Kind::Resources),
+            self.visible_items(identity, upstream, Kind::Templates),
+        )
+        .await;
+        Catalog {
+            resources,
+            templates,
+        }
+    }
+
+    /// The keys (names, URIs, URI templates) of a server's list of `kind` that the caller
+    /// may see; empty when the server does not have or cannot give the list.
+    async fn visible_items(
+        &self,
+        identity: &Identity,
+        upstream: &McpServer,
+        kind: Kind,
+    ) -> Vec<String> {
+        let has = upstream
+            .capabilities()
+            .is_none_or(|c| c.get(kind.capability()).is_some());
+        if !has {
+            return Vec::new();
+        }
+        let Ok(items) = fetch_all(upstream, kind.method(), kind.field()).await else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| item.get(kind.key()).and_then(Value::as_str))
+            .filter(|key| self.level(identity, upstream.name(), key) >= PermissionLevel::Read)
+            .map(str::to_string)
+            .collect()
     }
 
     /// Splits a resource URI as the client sees it into (server, original URI).
@@ -529,6 +651,10 @@ impl McpHandler {
     /// `resources/subscribe` and `resources/unsubscribe`. Upstream sessions are shared,
     /// so subscriptions are counted: the upstream hears every subscribe but only the
     /// last unsubscribe of a URI. Returns the server and its URI.
+    ///
+    /// A URI must be one the server lists or one of its templates matches to be
+    /// subscribed to; a hidden one is answered alike. Unsubscribing from a hidden URI
+    /// succeeds and changes nothing, as unsubscribing from one nobody subscribed to does.
     pub async fn subscribe(
         &self,
         ctx: &RequestContext<'_>,
@@ -539,15 +665,24 @@ impl McpHandler {
             .get("uri")
             .and_then(Value::as_str)
             .ok_or_else(|| ClientError::new(INVALID_PARAMS, "a 'uri' is required"))?;
-        let not_found = || ClientError::new(INVALID_PARAMS, format!("Resource not found: {uri}"));
+        let not_found = || resource_not_found(uri, is_stateless(params));
         let (server, original) = self.route_resource(ctx.scope, uri).ok_or_else(not_found)?;
         let upstream = self
-            .gateway
-            .server_now(&server)
-            .filter(McpServer::is_enabled)
+            .upstream_for(ctx.identity, &server)
             .ok_or_else(not_found)?;
-        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
-            return Err(not_found());
+        // Counted and answered under the server's own name, not an alias.
+        let server = upstream.name().to_string();
+        let visible = self.level(ctx.identity, &server, &original) >= PermissionLevel::Read;
+        if on {
+            let known = visible && {
+                let catalog = self.resource_catalog(ctx.identity, &upstream).await;
+                catalog.lists(&original) || catalog.matches_template(&original)
+            };
+            if !known {
+                return Err(not_found());
+            }
+        } else if !visible {
+            return Ok((server, original));
         }
         let key = (server.clone(), original.clone());
         let forward = {
@@ -629,7 +764,7 @@ impl McpHandler {
                 format!("Unknown log level: {level}"),
             ));
         }
-        let servers = self.servers_in(ctx.scope);
+        let servers = self.servers_in(ctx.scope, ctx.identity);
         futures::future::join_all(servers.iter().map(|name| async move {
             let Some(server) = self.gateway.server_now(name) else {
                 return;
@@ -648,7 +783,9 @@ impl McpHandler {
     }
 
     /// `completion/complete`: routed by the prompt name or resource URI of its `ref`,
-    /// which is rewritten to the server's own.
+    /// which is rewritten to the server's own. The reference must be one the caller may
+    /// see and the server has (a listed prompt; a listed resource, a template, or a URI a
+    /// template matches) before the upstream is asked.
     async fn complete(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
         let reference = params.get("ref").cloned().unwrap_or(Value::Null);
         let unknown = || ClientError::new(INVALID_PARAMS, "Unknown completion reference");
@@ -666,24 +803,28 @@ impl McpHandler {
                     .get("uri")
                     .and_then(Value::as_str)
                     .ok_or_else(unknown)?;
-                let (server, original) = match ctx.scope {
-                    Scope::All => {
-                        let rest = uri.strip_prefix(RESOURCE_SCHEME).ok_or_else(unknown)?;
-                        let (server, original) = rest.split_once('/').ok_or_else(unknown)?;
-                        (server.to_string(), original.to_string())
-                    }
-                    Scope::Server(server) => (server.clone(), uri.to_string()),
-                };
+                let (server, original) = self.route_resource(ctx.scope, uri).ok_or_else(unknown)?;
                 (server, "uri", original)
             }
             _ => return Err(unknown()),
         };
         let upstream = self
-            .gateway
-            .server_now(&server)
-            .filter(McpServer::is_enabled)
+            .upstream_for(ctx.identity, &server)
             .ok_or_else(unknown)?;
-        if self.level(ctx.identity, &server, &original) < PermissionLevel::Read {
+        if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
+            return Err(unknown());
+        }
+        let known = if key == "name" {
+            self.visible_items(ctx.identity, &upstream, Kind::Prompts)
+                .await
+                .contains(&original)
+        } else {
+            let catalog = self.resource_catalog(ctx.identity, &upstream).await;
+            catalog.lists(&original)
+                || catalog.templates.contains(&original)
+                || catalog.matches_template(&original)
+        };
+        if !known {
             return Err(unknown());
         }
         params["ref"][key] = Value::from(original);
@@ -700,17 +841,83 @@ impl McpHandler {
             .to_string();
         let unknown = || ClientError::new(INVALID_PARAMS, format!("Unknown prompt: {name}"));
         let (server, prompt) = self.route(ctx.scope, &name).ok_or_else(unknown)?;
-        let (server, prompt) = (server.to_string(), prompt.to_string());
+        let prompt = prompt.to_string();
         let upstream = self
-            .gateway
-            .server_now(&server)
-            .filter(McpServer::is_enabled)
+            .upstream_for(ctx.identity, server)
             .ok_or_else(unknown)?;
-        if self.level(ctx.identity, &server, &prompt) < PermissionLevel::Read {
+        if self.level(ctx.identity, upstream.name(), &prompt) < PermissionLevel::Read {
             return Err(unknown());
         }
-        params["name"] = Value::from(prompt);
-        Ok(upstream.request("prompts/get", Some(params)).await?)
+        params["name"] = Value::from(prompt.as_str());
+        match upstream.request("prompts/get", Some(params)).await {
+            Ok(result) => Ok(result),
+            // The upstream refused: for a prompt it does not list, the gateway answers as
+            // it does for a hidden one.
+            Err(error @ McpError::Rpc { .. }) => {
+                let listed = self
+                    .visible_items(ctx.identity, &upstream, Kind::Prompts)
+                    .await
+                    .contains(&prompt);
+                Err(if listed { error.into() } else { unknown() })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// A server's resources and resource templates that a caller may see.
+struct Catalog {
+    /// Listed resource URIs.
+    resources: Vec<String>,
+    /// URI templates (RFC 6570).
+    templates: Vec<String>,
+}
+
+impl Catalog {
+    fn lists(&self, uri: &str) -> bool {
+        self.resources.iter().any(|listed| listed == uri)
+    }
+
+    fn matches_template(&self, uri: &str) -> bool {
+        self.templates
+            .iter()
+            .any(|template| template_matches(template, uri))
+    }
+}
+
+/// Whether a URI template (RFC 6570) could expand to `uri`: every expression (`{…}`)
+/// matches any run of characters, the rest literally. Generous on purpose: it decides
+/// only whether the upstream is asked.
+fn template_matches(template: &str, uri: &str) -> bool {
+    let mut pattern = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        pattern.push_str(&rest[..open]);
+        pattern.push('*');
+        rest = match rest[open..].find('}') {
+            Some(close) => &rest[open + close + 1..],
+            None => "",
+        };
+    }
+    pattern.push_str(rest);
+    crate::core::mcp::permissions::glob_match(&pattern, uri)
+}
+
+/// Whether a request comes from a client of the stateless revision (its `_meta` names
+/// the protocol version).
+fn is_stateless(params: &Value) -> bool {
+    params
+        .pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
+        .is_some()
+}
+
+/// The gateway's answer for a resource that is missing or hidden: `-32002` with the URI
+/// as data for session-era clients, `-32602` for the stateless revision (SEP-2164).
+fn resource_not_found(uri: &str, stateless: bool) -> ClientError {
+    ClientError {
+        code: if stateless { INVALID_PARAMS } else { -32002 },
+        message: format!("Resource not found: {uri}"),
+        data: Some(json!({"uri": uri})),
     }
 }
 
@@ -836,6 +1043,23 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_match_what_they_could_expand_to() {
+        assert!(template_matches("file:///{path}", "file:///a/b.txt"));
+        assert!(template_matches(
+            "db://{table}/rows{?limit}",
+            "db://users/rows?limit=5"
+        ));
+        assert!(template_matches(
+            "db://{table}/rows{?limit}",
+            "db://users/rows"
+        ));
+        assert!(!template_matches("db://{table}/rows", "db://users/cols"));
+        assert!(!template_matches("file:///{path}", "http://x/"));
+        assert!(template_matches("fixture://hello", "fixture://hello"));
+        assert!(!template_matches("fixture://hello", "fixture://hello2"));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

@@ -3,12 +3,20 @@
 //! endpoint.
 //!
 //! Owns the HTTP rules of the transport: Host/Origin checks against DNS rebinding on
-//! loopback binds, API-key identity (401 with a JSON-RPC error body), content
-//! negotiation (JSON, or an SSE stream that carries a call's progress before its
+//! loopback binds (`local_request`, shared by every HTTP face: `Origin: null`, a
+//! repeated Host or Origin, or one with a byte that is not printable ASCII is refused),
+//! API-key identity (401 with a JSON-RPC error body), the request's media type
+//! (`is_json_content_type`: `application/json` with optional parameters, else 415),
+//! content negotiation (JSON, or an SSE stream that carries a call's progress before its
 //! response), sessions made by `initialize` (`Mcp-Session-Id`, 404 for an unknown or
 //! foreign session, `MCP-Protocol-Version` checked, the GET stream for list changes,
 //! DELETE), and the stateless 2026-07-28 revision (`server/discover`, per-request
-//! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). What a
+//! `_meta`, the `Mcp-Method`/`Mcp-Name` header checks with `-32020`/`-32022`). With
+//! `server_names: private`, `/mcp/<server>` of a server the caller may see nothing of is
+//! the same 404 as that of a missing one (`admit`, shared by the SSE and WebSocket
+//! faces). Messages are read with
+//! [`Incoming::parse_from_client`](crate::core::mcp::protocol::Incoming::parse_from_client)
+//! and written with [`protocol::encode`], so ids come back exactly as sent. What a
 //! method does is the [`McpHandler`]'s business.
 
 use std::collections::VecDeque;
@@ -21,7 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use base64::Engine;
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
@@ -95,14 +103,27 @@ async fn delete_one(
     handle_delete(state, Some(server), headers).await
 }
 
+/// A JSON-RPC message as an HTTP response, written with [`protocol::encode_to_vec`] so
+/// that the client's id comes back exactly as it was sent.
+pub(crate) fn message_response(status: StatusCode, message: &Value) -> Response {
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        protocol::encode_to_vec(message),
+    )
+        .into_response()
+}
+
 /// A JSON-RPC error as an HTTP response.
 fn error_response(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    (status, Json(jsonrpc_error(id, code, message))).into_response()
+    message_response(status, &jsonrpc_error(id, code, message))
 }
 
 fn error_with_data(status: StatusCode, id: Value, error: &ClientError) -> Response {
-    let body = protocol::error_reply(id, error.to_value());
-    (status, Json(body)).into_response()
+    message_response(status, &protocol::error_reply(id, error.to_value()))
 }
 
 /// The checks every method shares: Host/Origin, identity, scope. `face` is the first
@@ -148,7 +169,13 @@ pub(crate) async fn admit(
     }
     let scope = match server {
         None => Scope::All,
-        Some(name) => match state.gateway().server_now(&name) {
+        // With private server names, a server the caller may see nothing of is answered
+        // as one that does not exist.
+        Some(name) => match state
+            .gateway()
+            .server_now(&name)
+            .filter(|server| state.handler().may_know_server(&identity, server.name()))
+        {
             Some(server) => Scope::Server(server.name().to_string()),
             None => {
                 return Err(error_response(
@@ -186,29 +213,87 @@ pub(crate) fn scope_refusal(
     Some(response)
 }
 
-/// Whether Host and Origin name this machine (checked on loopback binds).
-fn local_request(headers: &HeaderMap) -> bool {
+/// Whether Host and Origin name this machine (checked on loopback binds, where DNS
+/// rebinding lets any web page reach the service under a name of its own). A header given
+/// twice, or with a byte that is not printable ASCII, is not local; neither is `Origin:
+/// null`, which any page can make a browser send (a sandboxed iframe, a `file://` page,
+/// a redirect), and which WebSocket upgrades are not protected from by CORS.
+pub(crate) fn local_request(headers: &HeaderMap) -> bool {
     let local_host = |authority: &str| {
         let host = match authority.rsplit_once(':') {
             Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
             _ => authority,
         };
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
     };
-    let host_ok = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(local_host);
-    let origin_ok = headers
-        .get("origin")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|origin| {
-            origin == "null"
-                || origin
-                    .split_once("://")
-                    .is_some_and(|(_, authority)| local_host(authority.trim_end_matches('/')))
-        });
+    let host_ok = match single_header(headers, "host") {
+        HeaderCount::Absent => true,
+        HeaderCount::One(host) => local_host(host),
+        HeaderCount::Unusable => false,
+    };
+    let origin_ok = match single_header(headers, "origin") {
+        HeaderCount::Absent => true,
+        HeaderCount::One(origin) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| local_host(authority.trim_end_matches('/'))),
+        HeaderCount::Unusable => false,
+    };
     host_ok && origin_ok
+}
+
+/// A header that must be given at most once.
+enum HeaderCount<'h> {
+    Absent,
+    One(&'h str),
+    /// Given more than once, or not printable ASCII.
+    Unusable,
+}
+
+fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> HeaderCount<'h> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => HeaderCount::Absent,
+        (Some(value), None) => value
+            .to_str()
+            .map_or(HeaderCount::Unusable, HeaderCount::One),
+        (Some(_), Some(_)) => HeaderCount::Unusable,
+    }
+}
+
+/// Whether the request's `Content-Type` is `application/json`, given once, with
+/// optional parameters (`name=value`; a `charset` must be UTF-8, which JSON is): not
+/// `application/jsonx`, `application/json-seq` or `text/plain`.
+pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let HeaderCount::One(value) = single_header(headers, "content-type") else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.map(str::trim).all(|parameter| {
+        if parameter.is_empty() {
+            return true;
+        }
+        let Some((name, value)) = parameter.split_once('=') else {
+            return false;
+        };
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        let unquoted = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        token(name)
+            && token(unquoted)
+            && (!name.eq_ignore_ascii_case("charset")
+                || unquoted.eq_ignore_ascii_case("utf-8")
+                || unquoted.eq_ignore_ascii_case("utf8"))
+    })
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -231,8 +316,7 @@ async fn handle_post(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let content_type = header(&headers, "content-type").unwrap_or_default();
-    if !content_type.starts_with("application/json") {
+    if !is_json_content_type(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Value::Null,
@@ -252,35 +336,11 @@ async fn handle_post(
             "Not Acceptable: accept application/json and text/event-stream",
         );
     }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => {
-            state.metrics().record_request("http", "-", "error");
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                protocol::PARSE_ERROR,
-                &format!("Parse error: {e}"),
-            );
-        }
-    };
-    if value.is_array() {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            protocol::INVALID_REQUEST,
-            "Invalid Request: JSON-RPC batches are not accepted (protocol 2025-06-18 and later removed them)",
-        );
-    }
-    let message = match Incoming::from_value(value) {
+    let message = match Incoming::parse_from_client(&body) {
         Ok(message) => message,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                protocol::INVALID_REQUEST,
-                &format!("Invalid Request: {e}"),
-            )
+        Err(refusal) => {
+            state.metrics().record_request("http", "-", "error");
+            return message_response(StatusCode::BAD_REQUEST, &refusal.to_response());
         }
     };
     let session_id = header(&headers, SESSION_HEADER).map(str::to_string);
@@ -385,7 +445,7 @@ impl PostContext {
             .metrics()
             .record_request("http", protocol::METHOD_INITIALIZE, "ok");
         tracing::info!(key = %self.identity.name, session = %session.id, %version, "downstream session opened");
-        let mut response = Json(protocol::response(id, result)).into_response();
+        let mut response = message_response(StatusCode::OK, &protocol::response(id, result));
         if let Ok(value) = HeaderValue::from_str(&session.id) {
             response.headers_mut().insert(SESSION_HEADER, value);
         }
@@ -479,7 +539,7 @@ impl PostContext {
                     .handler()
                     .client_uri(&self.scope, &server, &original);
                 session.set_subscribed(&uri, on);
-                Json(protocol::response(id, json!({}))).into_response()
+                message_response(StatusCode::OK, &protocol::response(id, json!({})))
             }
             Err(error) => error_with_data(StatusCode::OK, id, &error),
         }
@@ -537,11 +597,10 @@ impl PostContext {
         }
         if method == protocol::METHOD_DISCOVER {
             self.state.metrics().record_request("http", &method, "ok");
-            return Json(protocol::response(
-                id,
-                self.state.handler().discover_result(),
-            ))
-            .into_response();
+            return message_response(
+                StatusCode::OK,
+                &protocol::response(id, self.state.handler().discover_result()),
+            );
         }
         if matches!(method.as_str(), "ping" | "logging/setLevel" | "initialize") {
             return error_response(
@@ -883,7 +942,9 @@ fn cacheable(method: &str, result: &mut Value) {
 }
 
 fn sse_event(message: &Value) -> Result<Event, Infallible> {
-    Ok(Event::default().event("message").data(message.to_string()))
+    Ok(Event::default()
+        .event("message")
+        .data(protocol::encode(message)))
 }
 
 fn reply_body(id: Value, outcome: Outcome, stateless: bool) -> Value {
@@ -910,7 +971,7 @@ fn json_reply(id: Value, outcome: Outcome, stateless: bool) -> Response {
         Err(e) if stateless && e.code == protocol::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     };
-    (status, Json(reply_body(id, outcome, stateless))).into_response()
+    message_response(status, &reply_body(id, outcome, stateless))
 }
 
 /// Metrics for every request, and the audit record of a tool call, as every face
@@ -1123,6 +1184,68 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", "evil.example:4000".parse().unwrap());
         assert!(!local_request(&headers));
+    }
+
+    #[test]
+    fn unusual_hosts_and_origins_are_not_local() {
+        let refused = |pairs: &[(&'static str, &[u8])]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(*name, HeaderValue::from_bytes(value).unwrap());
+            }
+            !local_request(&headers)
+        };
+        assert!(refused(&[("origin", b"null")]));
+        assert!(refused(&[("host", b"localhost\xff")]));
+        assert!(refused(&[("origin", b"http://localhost\xc3\xa9")]));
+        assert!(refused(&[
+            ("host", b"evil.example"),
+            ("host", b"localhost")
+        ]));
+        assert!(refused(&[("host", b"localhost"), ("host", b"localhost")]));
+        assert!(refused(&[
+            ("origin", b"http://localhost"),
+            ("origin", b"http://evil.example")
+        ]));
+        assert!(refused(&[("host", b"localhost.evil.example")]));
+        assert!(!refused(&[
+            ("host", b"[::1]:4000"),
+            ("origin", b"http://[::1]:3000")
+        ]));
+        assert!(!refused(&[]));
+    }
+
+    #[test]
+    fn only_application_json_is_json() {
+        let is_json = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append("content-type", value.parse().unwrap());
+            }
+            is_json_content_type(&headers)
+        };
+        for good in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json; profile=x",
+        ] {
+            assert!(is_json(&[good]), "{good}");
+        }
+        for bad in [
+            "application/jsonx",
+            "application/json-seq",
+            "application/json x",
+            "text/plain",
+            "application/json; charset=latin1",
+            "application/json; junk",
+            "",
+        ] {
+            assert!(!is_json(&[bad]), "{bad}");
+        }
+        assert!(!is_json(&[]));
+        assert!(!is_json(&["application/json", "application/json"]));
     }
 
     #[test]

@@ -57,7 +57,7 @@ use self::sessions::SessionStore;
 use crate::core::mcp::McpGateway;
 use crate::identity::exchange::TokenExchanger;
 use crate::identity::{Authenticator, KeyRing, ResourceServer};
-use crate::settings::Settings;
+use crate::settings::{ServerNames, Settings};
 
 /// A change an upstream announced, as downstream clients receive it.
 #[derive(Debug, Clone)]
@@ -108,7 +108,8 @@ impl AppState {
                                 Some((name.clone(), TokenExchanger::new(&name, exchange)))
                             })
                             .collect(),
-                    ),
+                    )
+                    .with_private_server_names(settings.server_names == ServerNames::Private),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
                     settings.oauth.as_ref().map(|oauth| {

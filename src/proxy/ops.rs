@@ -8,17 +8,22 @@
 //! describe current state (upstreams up, sessions open) are computed at scrape time, not
 //! kept in step by the code that changes that state.
 //!
-//! These endpoints need no API key: they reveal server names and connection states, never
-//! URLs, credentials or error texts (an upstream's last error is on the authenticated
-//! `/v1/mcp/servers`). The audit record names the caller, the tool, the outcome and the
-//! duration, and never argument values or results.
+//! These endpoints need no API key. They never reveal URLs, credentials or error texts
+//! (an upstream's last error is on the authenticated `/v1/mcp/servers`). With
+//! `server_names: public` they name every server (and `/metrics` every tool and caller it
+//! has counted); with `server_names: private` `/ready` and `/metrics` name only the
+//! servers, tools and callers the caller's credential may see (its own caller series,
+//! the servers it may know of, the tools it may see), and nothing without a valid
+//! credential: `/ready` then answers `{"ready"}` alone, and `/metrics` keeps only the
+//! series without such labels. `/health` names nothing. The audit record names the
+//! caller, the tool, the outcome and the duration, and never argument values or results.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,7 +37,7 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::core::mcp::{ServerInfo, ServerState};
+use crate::core::mcp::{PermissionLevel, ServerInfo, ServerState};
 use crate::identity::{AuthFailure, Identity};
 
 /// The prefix of every metric name.
@@ -387,19 +392,94 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Which names a caller of an operational endpoint may read (see the module docs).
+enum Readable {
+    /// Server names are public.
+    All,
+    /// Those its identity may see.
+    Of(Identity),
+    /// None: names are private and it has no valid credential.
+    Nothing,
+}
+
+impl Readable {
+    /// Decided from the request's credential, without counting it (scrapers and probes
+    /// call often, usually without one).
+    async fn of(state: &AppState, headers: &HeaderMap, path: &str) -> Readable {
+        if !state.handler().server_names_are_private() {
+            return Readable::All;
+        }
+        match state.auth().identify(headers, path).await {
+            Ok(identity) => Readable::Of(identity),
+            Err(_) => Readable::Nothing,
+        }
+    }
+
+    fn server(&self, state: &AppState, server: &str) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::Of(identity) => state.handler().may_know_server(identity, server),
+            Readable::Nothing => false,
+        }
+    }
+
+    fn tool(&self, state: &AppState, server: &str, tool: &str) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::Of(identity) => {
+                state.handler().may_know_server(identity, server)
+                    && state.handler().level(identity, server, tool) >= PermissionLevel::Read
+            }
+            Readable::Nothing => false,
+        }
+    }
+
+    fn caller(&self, caller: &str) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::Of(identity) => identity.name == caller,
+            Readable::Nothing => false,
+        }
+    }
+
+    /// Whether a sample with these labels may be shown (`-` stands for no name).
+    fn sample(&self, state: &AppState, labels: &[(String, String)]) -> bool {
+        let get = |name: &str| {
+            labels
+                .iter()
+                .find(|(label, _)| label == name)
+                .map(|(_, value)| value.as_str())
+        };
+        let server_ok = match (get("server"), get("tool")) {
+            (None | Some(UNNAMED), _) => true,
+            (Some(server), None | Some(UNNAMED)) => self.server(state, server),
+            (Some(server), Some(tool)) => self.tool(state, server, tool),
+        };
+        server_ok && get("caller").is_none_or(|caller| self.caller(caller))
+    }
+}
+
 /// Ready unless an enabled upstream's last attempt failed. Upstreams are not contacted
 /// here: an idle server (not used yet) counts as ready.
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let servers = state.gateway().list_servers().await;
     let ready = !servers
         .iter()
         .any(|s| s.enabled && matches!(s.state, ServerState::Failed { .. }));
-    let listed: Vec<Value> = servers.iter().map(readiness_of).collect();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let readable = Readable::of(&state, &headers, "/ready").await;
+    if matches!(readable, Readable::Nothing) {
+        return (status, Json(json!({"ready": ready}))).into_response();
+    }
+    let listed: Vec<Value> = servers
+        .iter()
+        .filter(|s| readable.server(&state, &s.name))
+        .map(readiness_of)
+        .collect();
     (status, Json(json!({"ready": ready, "servers": listed}))).into_response()
 }
 
@@ -420,8 +500,9 @@ fn readiness_of(server: &ServerInfo) -> Value {
     entry
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let upstreams = state.gateway().list_servers().await;
+    let readable = Readable::of(&state, &headers, "/metrics").await;
     let live = [
         (
             "tasks",
@@ -438,7 +519,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .metrics()
         .encode_with_live(&upstreams, state.sessions().len(), &live)
     {
-        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Ok(text) => {
+            let text = match readable {
+                Readable::All => text,
+                readable => only_samples(&text, |labels| readable.sample(&state, labels)),
+            };
+            ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response()
+        }
         Err(error) => {
             tracing::error!(%error, "encoding the metrics failed");
             (
@@ -447,6 +534,52 @@ async fn metrics(State(state): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// The OpenMetrics text with only the samples whose labels `keep` allows (comments and
+/// samples without labels stay).
+fn only_samples(text: &str, keep: impl Fn(&[(String, String)]) -> bool) -> String {
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let shown = line.starts_with('#')
+            || match sample_labels(line) {
+                Some(labels) => keep(&labels),
+                // A sample whose labels cannot be read is not shown.
+                None => !line.contains('{'),
+            };
+        if shown {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
+/// The labels of a sample line (`name{a="x",b="y"} 1`), values unescaped; `None` when it
+/// has none or they cannot be read.
+fn sample_labels(line: &str) -> Option<Vec<(String, String)>> {
+    let (_, mut rest) = line.split_once('{')?;
+    let mut labels = Vec::new();
+    loop {
+        if rest.starts_with('}') {
+            return Some(labels);
+        }
+        let (name, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((name.trim_start_matches(',').to_string(), value));
+        rest = after.get(end + 1..)?;
     }
 }
 
@@ -515,6 +648,35 @@ mod tests {
         assert!(!text.contains("no_such_tool_abc"), "{text}");
         assert_eq!(text.matches("# EOF").count(), 1);
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn samples_are_kept_by_their_labels() {
+        let text = "# TYPE a counter\n\
+                    a_total{server=\"fs\",tool=\"x\\\",server=\\\"db\"} 1\n\
+                    a_total{server=\"db\",tool=\"y\"} 2\n\
+                    b 3\n\
+                    c{caller=\"alice\"} 4\n\
+                    # EOF\n";
+        assert_eq!(
+            sample_labels(r#"a_total{server="fs",tool="x\",server=\"db"} 1"#).unwrap(),
+            [
+                ("server".to_string(), "fs".to_string()),
+                ("tool".to_string(), "x\",server=\"db".to_string())
+            ]
+        );
+        let only_fs = only_samples(text, |labels| {
+            labels
+                .iter()
+                .all(|(name, value)| name != "server" || value == "fs")
+        });
+        assert!(only_fs.contains("a_total{server=\"fs\""), "{only_fs}");
+        assert!(!only_fs.contains("a_total{server=\"db\""), "{only_fs}");
+        assert!(
+            only_fs.contains("b 3") && only_fs.contains("c{caller"),
+            "{only_fs}"
+        );
+        assert!(only_fs.starts_with("# TYPE") && only_fs.ends_with("# EOF\n"));
     }
 
     #[test]

@@ -10,9 +10,23 @@
 //! with the same [`McpHandler::level`](super::handler::McpHandler::level).
 //!
 //! With API keys configured every endpoint needs one (`401` with `WWW-Authenticate:
-//! Bearer` otherwise). A tool the caller may not see is answered as unknown (`404`), so
-//! its existence does not leak.
+//! Bearer` otherwise). On a loopback bind every endpoint checks Host and Origin as `/mcp`
+//! does (`403`: a DNS-rebound page must not reach it), and `POST` takes only
+//! `Content-Type: application/json` (`415`; a page can send `text/plain` without a CORS
+//! preflight). A tool the caller may not see is answered as unknown (`404`), so its
+//! existence does not leak; with `server_names: private`, so is a server it may see
+//! nothing of (`?server=`, `/v1/mcp/servers`, the `failures` of a listing).
+//!
+//! `?format=openai` names each function as OpenAI's rule (`^[a-zA-Z0-9_-]{1,64}$`)
+//! allows: a tool's gateway name (`<server><sep><tool>`) when the rule takes it as it is;
+//! otherwise that name with every other character as `_`, cut to 55 characters, then
+//! `_` and 8 hex digits of the SHA-256 of the gateway name ([`openai_name`]). Such a name
+//! is also accepted by `POST /v1/mcp/tools/call`, as is the gateway name. A mapped name
+//! that is the name of another tool the caller sees, or the mapped name of one, is left
+//! out of the listing and cannot be called, so every name stays unambiguous.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -24,8 +38,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::handler::{ClientError, Identity, RequestContext, Scope};
+use super::http_face::{is_json_content_type, local_request};
 use super::AppState;
 use crate::core::mcp::protocol::{
     self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
@@ -54,8 +70,9 @@ pub struct RestError {
     /// The HTTP status.
     pub status: StatusCode,
     /// A stable machine-readable type: `bad_request`, `invalid_params`, `unauthorized`,
-    /// `permission_denied`, `insufficient_scope`, `not_found`, `upstream_error`,
-    /// `upstream_timeout`, `payload_too_large`.
+    /// `forbidden` (Host/Origin), `permission_denied`, `insufficient_scope`, `not_found`,
+    /// `unsupported_media_type`, `upstream_error`, `upstream_timeout`,
+    /// `payload_too_large`.
     pub kind: &'static str,
     /// What went wrong, for a person.
     pub message: String,
@@ -169,13 +186,22 @@ impl IntoResponse for RestError {
 const RESOURCE_PATH: &str = "/v1/mcp";
 
 /// The caller's identity, whose token scopes must allow `needed`; a refusal is counted
-/// as an `unauthorized` (401) or `denied` (403) request.
+/// as an `unauthorized` (401) or `denied` (403) request. On a loopback bind the Host and
+/// Origin must be local first, as on `/mcp`.
 async fn identify(
     state: &AppState,
     headers: &HeaderMap,
     method: &str,
     needed: PermissionLevel,
 ) -> Result<Identity, RestError> {
+    if state.loopback() && !local_request(headers) {
+        state.metrics().record_request(FACE, method, "denied");
+        return Err(RestError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden: the Host or Origin is not local (DNS rebinding protection)",
+        ));
+    }
     let auth = state.auth();
     let identity = auth
         .identify(headers, RESOURCE_PATH)
@@ -236,14 +262,20 @@ impl<'a> From<&'a ServerInfo> for ServerView<'a> {
     }
 }
 
-/// `GET /v1/mcp/servers`: every registered server (names are not secret).
+/// `GET /v1/mcp/servers`: every registered server (with `server_names: private`, those
+/// the caller may know of).
 async fn list_servers(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    identify(&state, &headers, METHOD_SERVERS_LIST, PermissionLevel::Read).await?;
+    let identity = identify(&state, &headers, METHOD_SERVERS_LIST, PermissionLevel::Read).await?;
     let servers = state.gateway().list_servers().await;
-    let views: Vec<ServerView<'_>> = servers.iter().map(ServerView::from).collect();
+    let handler = state.handler();
+    let views: Vec<ServerView<'_>> = servers
+        .iter()
+        .filter(|server| handler.may_know_server(&identity, &server.name))
+        .map(ServerView::from)
+        .collect();
     state
         .metrics()
         .record_request(FACE, METHOD_SERVERS_LIST, "ok");
@@ -293,27 +325,142 @@ async fn tools_for(
 ) -> Result<Value, RestError> {
     let Query(query) = query.map_err(|rejection| RestError::bad_request(rejection.body_text()))?;
     let gateway = state.gateway();
+    let handler = state.handler();
     let discovery = match &query.server {
         None => gateway.discover_tools().await,
         Some(name) => {
             let server = gateway
                 .server_now(name)
+                .filter(|server| handler.may_know_server(identity, server.name()))
                 .ok_or_else(|| RestError::not_found(format!("Unknown server: {name}")))?;
             discover_one(gateway, &server).await
         }
     };
+    let visible = visible_tools(state, identity, &discovery);
+    let tools: Vec<Value> = match query.format {
+        ToolFormat::Mcp => visible
+            .iter()
+            .map(|(tool, server)| tool_json(tool, server))
+            .collect(),
+        ToolFormat::Openai => openai_names(&visible)
+            .into_iter()
+            .filter_map(|(tool, name)| Some(openai_function(tool, name?)))
+            .collect(),
+    };
+    let failures: Vec<Value> = discovery
+        .failures
+        .iter()
+        .filter(|failure| handler.may_know_server(identity, &failure.server_name))
+        .map(failure_json)
+        .collect();
+    Ok(json!({"tools": tools, "failures": failures}))
+}
+
+/// The tools of a discovery the caller may see (level `read` or more, on a server it may
+/// know of), with their server.
+fn visible_tools<'d>(
+    state: &AppState,
+    identity: &Identity,
+    discovery: &'d ToolDiscovery,
+) -> Vec<(&'d Tool, &'d str)> {
     let handler = state.handler();
-    let tools: Vec<Value> = discovery
+    discovery
         .tools
         .iter()
         .filter_map(|tool| {
             let server = tool.server_name.as_deref()?;
-            (handler.level(identity, server, &tool.name) >= PermissionLevel::Read)
-                .then(|| tool_json(tool, server, query.format))
+            (handler.may_know_server(identity, server)
+                && handler.level(identity, server, &tool.name) >= PermissionLevel::Read)
+                .then_some((tool, server))
         })
+        .collect()
+}
+
+/// OpenAI's rule for function names: `^[a-zA-Z0-9_-]{1,64}$`.
+fn openai_accepts(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The name OpenAI is given for a tool whose gateway name is `name` (see the module
+/// docs): `name` itself when OpenAI accepts it, else a mapped name that it accepts.
+pub fn openai_name(name: &str) -> Cow<'_, str> {
+    if openai_accepts(name) {
+        return Cow::Borrowed(name);
+    }
+    let mut mapped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(55)
         .collect();
-    let failures: Vec<Value> = discovery.failures.iter().map(failure_json).collect();
-    Ok(json!({"tools": tools, "failures": failures}))
+    let digest = Sha256::digest(name.as_bytes());
+    mapped.push('_');
+    for byte in digest.iter().take(4) {
+        mapped.push_str(&format!("{byte:02x}"));
+    }
+    Cow::Owned(mapped)
+}
+
+/// Whether `name` has the shape of a mapped OpenAI name (`…_` and 8 hex digits).
+fn looks_mapped(name: &str) -> bool {
+    openai_accepts(name)
+        && name.rsplit_once('_').is_some_and(|(head, hex)| {
+            !head.is_empty()
+                && hex.len() == 8
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Each tool with its OpenAI name, or `None` when its mapped name is ambiguous among
+/// these tools (the name of another, or the mapped name of another).
+fn openai_names<'t>(tools: &[(&'t Tool, &str)]) -> Vec<(&'t Tool, Option<String>)> {
+    let names: Vec<Cow<'_, str>> = tools
+        .iter()
+        .map(|(tool, _)| openai_name(tool.exposed_name()))
+        .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for name in &names {
+        *counts.entry(name.as_ref()).or_default() += 1;
+    }
+    tools
+        .iter()
+        .zip(&names)
+        .map(|((tool, _), name)| {
+            let mapped = matches!(name, Cow::Owned(_));
+            let unique = counts.get(name.as_ref()).copied() == Some(1);
+            if mapped && !unique {
+                tracing::warn!(tool = %tool.exposed_name(), name = %name, "a tool's OpenAI name is ambiguous: left out");
+            }
+            let name = (!mapped || unique).then(|| name.to_string());
+            (*tool, name)
+        })
+        .collect()
+}
+
+/// The gateway name of the tool whose OpenAI name is `name`, among the tools the caller
+/// sees whose gateway name OpenAI does not accept; `None` when there is none, or more
+/// than one.
+async fn from_openai_name(state: &AppState, identity: &Identity, name: &str) -> Option<String> {
+    let discovery = state.gateway().discover_tools().await;
+    let visible = visible_tools(state, identity, &discovery);
+    let mut found = openai_names(&visible)
+        .into_iter()
+        .filter(|(tool, mapped)| {
+            mapped.as_deref() == Some(name) && !openai_accepts(tool.exposed_name())
+        })
+        .map(|(tool, _)| tool.exposed_name().to_string());
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 /// One server's tools as [`McpGateway::discover_tools`] gives them (qualified names set),
@@ -344,18 +491,21 @@ async fn discover_one(gateway: &McpGateway, server: &McpServer) -> ToolDiscovery
     }
 }
 
-fn tool_json(tool: &Tool, server: &str, format: ToolFormat) -> Value {
-    match format {
-        ToolFormat::Openai => tool.to_openai_function(),
-        ToolFormat::Mcp => {
-            let mut value = serde_json::to_value(tool).unwrap_or_else(|_| json!({}));
-            if let Some(object) = value.as_object_mut() {
-                object.insert("name".into(), Value::from(tool.exposed_name()));
-                object.insert("server".into(), Value::from(server));
-            }
-            value
-        }
+/// A tool in MCP format: `name` its gateway name, plus `server`.
+fn tool_json(tool: &Tool, server: &str) -> Value {
+    let mut value = serde_json::to_value(tool).unwrap_or_else(|_| json!({}));
+    if let Some(object) = value.as_object_mut() {
+        object.insert("name".into(), Value::from(tool.exposed_name()));
+        object.insert("server".into(), Value::from(server));
     }
+    value
+}
+
+/// A tool as an OpenAI Chat Completions function named `name`.
+fn openai_function(tool: &Tool, name: String) -> Value {
+    let mut function = tool.to_openai_function();
+    function["function"]["name"] = Value::from(name);
+    function
 }
 
 fn failure_json(failure: &ServerFailure) -> Value {
@@ -404,6 +554,14 @@ async fn call_tool(
 ) -> Result<Json<Value>, RestError> {
     let method = protocol::METHOD_TOOLS_CALL;
     let identity = identify(&state, &headers, method, PermissionLevel::Execute).await?;
+    if !is_json_content_type(&headers) {
+        state.metrics().record_request(FACE, method, "error");
+        return Err(RestError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported Media Type: send Content-Type: application/json",
+        ));
+    }
     let request = body
         .map_err(|rejection| RestError::from_body(&rejection))
         .and_then(|body| {
@@ -411,13 +569,21 @@ async fn call_tool(
                 .map_err(|e| RestError::bad_request(format!("invalid request body: {e}")))
         })
         .and_then(|request| request.resolve(state.gateway()));
-    let (name, arguments) = match request {
+    let (mut name, arguments) = match request {
         Ok(request) => request,
         Err(error) => {
             state.metrics().record_request(FACE, method, "error");
             return Err(error);
         }
     };
+    // The mapped OpenAI name of a tool whose gateway name OpenAI does not accept. A
+    // mapped name that is also a visible tool's own name was left out of the listing and
+    // is not found here, so that tool is called.
+    if looks_mapped(&name) {
+        if let Some(gateway_name) = from_openai_name(&state, &identity, &name).await {
+            name = gateway_name;
+        }
+    }
     let started = Instant::now();
     let ctx = RequestContext {
         identity: &identity,
@@ -605,6 +771,50 @@ mod tests {
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap()
+    }
+
+    #[test]
+    fn openai_names_follow_openais_rule_and_stay_unambiguous() {
+        let valid = |name: &str| {
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        assert_eq!(openai_name("fs__read_file"), "fs__read_file");
+        let long = "x".repeat(10_000);
+        for odd in [
+            "fs__x/y",
+            "fs__a\0b",
+            "fs__new\nline",
+            "fs__dotted.name",
+            "fs__é",
+            long.as_str(),
+        ] {
+            let mapped = openai_name(odd);
+            assert!(valid(&mapped), "{odd:?} → {mapped}");
+            assert_ne!(mapped, odd);
+        }
+        assert!(openai_name("fs__x/y").starts_with("fs__x_y_"));
+        assert_ne!(openai_name("fs__x/y"), openai_name("fs__x.y"));
+
+        // A mapped name that is another tool's name is left out; the other keeps it.
+        let tool = |name: &str| {
+            let mut tool: Tool = serde_json::from_value(json!({"name": name})).unwrap();
+            tool.qualified_name = Some(name.to_string());
+            tool
+        };
+        let odd = tool("fs__x/y");
+        let squatter = tool(&openai_name("fs__x/y"));
+        let plain = tool("fs__plain");
+        let listed = openai_names(&[(&odd, "fs"), (&squatter, "fs"), (&plain, "fs")]);
+        let names: Vec<Option<&str>> = listed.iter().map(|(_, n)| n.as_deref()).collect();
+        assert_eq!(
+            names,
+            [None, Some(squatter.name.as_str()), Some("fs__plain")]
+        );
+        let alone = openai_names(&[(&odd, "fs")]);
+        assert_eq!(alone[0].1.as_deref(), Some(openai_name("fs__x/y").as_ref()));
     }
 
     #[tokio::test]

@@ -257,7 +257,7 @@ fn messages(
                 tokio::select! {
                     biased;
                     message = out_rx.recv() => {
-                        let event = Event::default().event("message").data(message?.to_string());
+                        let event = Event::default().event("message").data(protocol::encode(&message?));
                         return Some((Ok(event), (engine, out_rx, registration)));
                     }
                     () = running => engine = None,
@@ -280,11 +280,7 @@ async fn deliver(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !content_type.starts_with("application/json") {
+    if !super::http_face::is_json_content_type(headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             protocol::INVALID_REQUEST,
@@ -301,28 +297,28 @@ async fn deliver(
     let Some(sender) = streams.find(&id, identity.digest.as_ref(), &scope) else {
         return error_response(StatusCode::NOT_FOUND, -32001, "Session not found");
     };
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => {
-            state.metrics().record_request("sse", "-", "error");
+    // Checked here, so that a bad message is answered 400 and never reaches the
+    // session; the session reads the text again (the id's exact digits live there).
+    let text = match Incoming::parse_from_client(&body).map(|_| String::from_utf8(body.to_vec())) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 protocol::PARSE_ERROR,
-                &format!("Parse error: {e}"),
+                "Parse error: not UTF-8",
+            )
+        }
+        Err(refusal) => {
+            state.metrics().record_request("sse", "-", "error");
+            return super::http_face::message_response(
+                StatusCode::BAD_REQUEST,
+                &refusal.to_response(),
             );
         }
     };
-    if let Err(message) = one_message(&value) {
-        state.metrics().record_request("sse", "-", "error");
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            protocol::INVALID_REQUEST,
-            &format!("Invalid Request: {message}"),
-        );
-    }
     // The owner is the stream's (checked above); this POST's own credential, possibly a
     // refreshed token, is the one the session acts with from now on.
-    match sender.try_send(IncomingLine::ParsedAs(value, Box::new(identity))) {
+    match sender.try_send(IncomingLine::TextAs(text, Box::new(identity))) {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(mpsc::error::TrySendError::Full(_)) => {
             state.metrics().record_request("sse", "-", "error");
@@ -342,12 +338,4 @@ async fn deliver(
             error_response(StatusCode::NOT_FOUND, -32001, "Session not found")
         }
     }
-}
-
-/// Whether a value is one JSON-RPC message (not a batch, not something else).
-fn one_message(value: &Value) -> Result<(), String> {
-    if value.is_array() {
-        return Err("JSON-RPC batches are not accepted".to_string());
-    }
-    Incoming::from_value(value.clone()).map(|_| ())
 }

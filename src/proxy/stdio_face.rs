@@ -20,6 +20,7 @@ use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use super::duplex::{self, IncomingLine};
 use super::handler::{Identity, Scope};
 use super::AppState;
+use crate::core::mcp::protocol;
 
 /// The longest line read from stdin.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -105,7 +106,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     mut output: W,
 ) -> std::io::Result<()> {
     while let Some(message) = out_rx.recv().await {
-        let mut line = message.to_string();
+        let mut line = protocol::encode(&message);
         line.push('\n');
         output.write_all(line.as_bytes()).await?;
         output.flush().await?;

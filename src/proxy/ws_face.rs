@@ -31,6 +31,7 @@ use super::handler::{Identity, Scope};
 use super::http_face::admit;
 use super::sessions::ClientAddress;
 use super::AppState;
+use crate::core::mcp::protocol;
 
 /// The subprotocol MCP clients ask for.
 const SUBPROTOCOL: &str = "mcp";
@@ -202,7 +203,7 @@ async fn session(socket: WebSocket, state: AppState, identity: Identity, scope: 
             };
             let Some(message) = message else { break };
             if sink
-                .send(Message::Text(message.to_string().into()))
+                .send(Message::Text(protocol::encode(&message).into()))
                 .await
                 .is_err()
             {

@@ -39,6 +39,7 @@
 //! max_body_bytes: 4194304           # largest request body the service takes; default 4 MiB
 //! session_idle_timeout_secs: 1800   # idle client sessions end after this; default 1800
 //! max_sessions_per_key: 100         # open client sessions per API key; default 100
+//! server_names: public              # or private; default public on a loopback listen
 //!
 //! servers:
 //!   - name: filesystem
@@ -133,6 +134,7 @@
 //! | `max_body_bytes` | integer > 0, `4194304` | the largest request body the service accepts |
 //! | `session_idle_timeout_secs` | integer > 0, `1800` | a client session idle this long is closed |
 //! | `max_sessions_per_key` | integer > 0, `100` | open client sessions per API key |
+//! | `server_names` | `public` or `private`; `public` when `listen` is a loopback address, else `private` | whether callers may learn the names of servers they may not use: see "Server names" |
 //! | `servers` | list, empty | the upstream MCP servers |
 //! | `aliases` | mapping alias → server, empty | other names for servers |
 //! | `api_keys` | list, empty | the keys clients present |
@@ -212,6 +214,18 @@
 //! provider") has the reference of every key. With `oauth`, policies may name any team or
 //! organisation (they also come from claims).
 //!
+//! ## Server names
+//!
+//! With `public`, server names are not secret: any caller the service admits may open
+//! `/mcp/<server>` of any server (and finds nothing there it may not see), and `/ready`
+//! and `/metrics` list every server without a key. With `private`, a server whose
+//! tools, prompts and resources the caller's permissions all hide (no rule or default
+//! level gives it `read` on any name of that server) is answered exactly as a server that
+//! does not exist, on every endpoint (`/mcp/<server>`, `/sse/<server>`, `/ws/<server>`,
+//! `?server=` and `/v1/mcp/servers` of REST); `/ready` and `/metrics` name only the
+//! servers the caller's key may see, and no server (nor caller) without a valid key.
+//! `/health` never names anything.
+//!
 //! ## Authentication
 //!
 //! With no `api_keys` and no `oauth`, every client is unauthenticated. Then a `listen`
@@ -263,6 +277,29 @@ pub const DEFAULT_SESSION_IDLE_TIMEOUT_SECS: u64 = 1800;
 /// Open client sessions per API key when the file does not say.
 pub const DEFAULT_MAX_SESSIONS_PER_KEY: u64 = 100;
 
+/// Whether callers may learn the names of servers they may not use (`server_names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerNames {
+    /// Names are not secret: every admitted caller may learn every server's name.
+    Public,
+    /// A server a caller may see nothing of is answered as one that does not exist, and
+    /// the operational endpoints name only the servers the caller's key may see.
+    Private,
+}
+
+impl ServerNames {
+    /// The default for a `listen` address: `public` on loopback (only this machine's
+    /// users can ask), `private` otherwise.
+    pub fn default_for(listen: SocketAddr) -> Self {
+        if listen.ip().is_loopback() {
+            ServerNames::Public
+        } else {
+            ServerNames::Private
+        }
+    }
+}
+
 /// The validated settings of the gateway service.
 #[derive(Debug)]
 pub struct Settings {
@@ -288,6 +325,8 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     /// Open client sessions per API key.
     pub max_sessions_per_key: usize,
+    /// Whether callers may learn the names of servers they may not use.
+    pub server_names: ServerNames,
 }
 
 /// One upstream server: its configuration and its options.

@@ -15,6 +15,7 @@ use yaml_serde::Value;
 use crate::core::mcp::{PermissionLevel, ProtocolPreference, Transport};
 
 use super::place::Place;
+use super::ServerNames;
 
 /// A node deserialized on its own from the tree, so that a wrong type in it hides no
 /// problem elsewhere; keeps the keys it did not know, relative to itself.
@@ -78,6 +79,7 @@ pub(super) struct RawSettings {
     pub(super) max_body_bytes: Field<u64>,
     pub(super) session_idle_timeout_secs: Field<u64>,
     pub(super) max_sessions_per_key: Field<u64>,
+    pub(super) server_names: Field<ServerNames>,
     pub(super) servers: Field<Vec<Node<RawServer>>>,
     pub(super) aliases: Field<StringMap>,
     pub(super) api_keys: Field<Vec<Node<RawApiKey>>>,

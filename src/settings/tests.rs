@@ -101,6 +101,7 @@ fn the_documented_example_comes_through_completely() {
     assert_eq!(settings.max_body_bytes, 4_194_304);
     assert_eq!(settings.session_idle_timeout, Duration::from_secs(1800));
     assert_eq!(settings.max_sessions_per_key, 100);
+    assert_eq!(settings.server_names, ServerNames::Public);
 
     let names: Vec<&str> = settings
         .servers
@@ -244,6 +245,7 @@ fn an_empty_file_gives_the_defaults() {
         assert_eq!(settings.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(settings.session_idle_timeout, Duration::from_secs(1800));
         assert_eq!(settings.max_sessions_per_key, 100);
+        assert_eq!(settings.server_names, ServerNames::Public);
         assert!(settings.servers.is_empty() && settings.api_keys.is_empty());
         assert_eq!(
             settings.permissions.default_level(),
@@ -333,6 +335,8 @@ const SINGLE_PROBLEMS: &[(&str, &str, &str)] = &[
     ("max_sessions_per_key: many\n", "max_sessions_per_key", "invalid type"),
     ("tool_cache_ttl_secs: '300'\n", "tool_cache_ttl_secs", "invalid type"),
     ("allow_unauthenticated: yes\n", "allow_unauthenticated", "invalid type"),
+    ("server_names: secret\n", "server_names", "unknown variant `secret`, expected `public` or `private`"),
+    ("server_names: [public]\n", "server_names", "invalid type"),
     ("servers: {}\n", "servers", "invalid type"),
     ("servers: [x]\n", "servers[0]", "a server"),
     ("servers: [{url: 'http://x/'}]\n", "servers[0].name", "required"),
@@ -520,6 +524,23 @@ fn non_loopback_needs_keys_or_consent() {
     );
     assert!(parse("listen: 0.0.0.0:4000\nallow_unauthenticated: true\n").is_ok());
     assert!(parse("listen: 0.0.0.0:4000\napi_keys: [{name: a, key: k}]\n").is_ok());
+}
+
+#[test]
+fn server_names_are_private_off_loopback_unless_said_otherwise() {
+    let names = |text: &str| parse(text).unwrap().server_names;
+    assert_eq!(names("listen: 127.0.0.1:4000\n"), ServerNames::Public);
+    assert_eq!(names("listen: '[::1]:4000'\n"), ServerNames::Public);
+    let open = "listen: 0.0.0.0:4000\napi_keys: [{name: a, key: k}]\n";
+    assert_eq!(names(open), ServerNames::Private);
+    assert_eq!(
+        names(&format!("{open}server_names: public\n")),
+        ServerNames::Public
+    );
+    assert_eq!(
+        names("listen: 127.0.0.1:4000\nserver_names: private\n"),
+        ServerNames::Private
+    );
 }
 
 #[test]

@@ -200,6 +200,27 @@ impl ServerPermissions<'_> {
     }
 }
 
+impl ServerPermissions<'_> {
+    /// The highest level the caller has on any name of the server, as far as the rules
+    /// tell without a list of names: the level of every name a rule of the server's
+    /// policies matches (a pattern with each `*` filled by a character no name has) and
+    /// of a name no rule names. Used to decide whether a caller may know that the server
+    /// exists at all. Exact, except where only names that match two patterns of different
+    /// policies at once would reach the highest level: then it answers lower.
+    pub fn best_level(&self) -> PermissionLevel {
+        const FILL: &str = "\u{1}";
+        let patterns = [&self.key, &self.team, &self.organization]
+            .into_iter()
+            .flatten()
+            .flat_map(|policy| policy.rules.iter().map(|rule| rule.tool.as_str()));
+        std::iter::once(FILL.to_string())
+            .chain(patterns.map(|pattern| pattern.replace('*', FILL)))
+            .map(|name| self.level(&name))
+            .max()
+            .unwrap_or(PermissionLevel::Deny)
+    }
+}
+
 /// The caller's level from its policies' decisions (see the module docs): the most
 /// specific policy decides, bounded by the team's and the organisation's.
 fn combine(
@@ -684,6 +705,53 @@ mod tests {
         }
         // The cases cover every level.
         assert_eq!(levels.len(), 4);
+    }
+
+    #[test]
+    fn the_best_level_on_a_server_is_what_some_name_reaches() {
+        let mut manager = PermissionManager::new();
+        manager.set_default_level(Execute);
+        let policy = |default_level, rules: Vec<PermissionRule>| PermissionPolicy {
+            name: "p".into(),
+            default_level,
+            rules,
+        };
+        manager.set_team_policy(
+            "blind",
+            policy(Read, vec![PermissionRule::new("secret", "*", Deny)]),
+        );
+        manager.set_team_policy(
+            "one_tool",
+            policy(
+                Deny,
+                vec![
+                    PermissionRule::new("secret", "status", Read),
+                    PermissionRule::new("other", "*", Deny),
+                ],
+            ),
+        );
+        manager.set_team_policy(
+            "prefix",
+            policy(Deny, vec![PermissionRule::new("secret", "get_*", Execute)]),
+        );
+        manager.set_team_policy(
+            "all_but",
+            policy(Execute, vec![PermissionRule::new("secret", "rm", Deny)]),
+        );
+        let best = |team: &str, server: &str| {
+            manager
+                .for_server(None, &Caller::default().in_team(team), server)
+                .best_level()
+        };
+        assert_eq!(best("blind", "secret"), Deny);
+        assert_eq!(best("blind", "public"), Read);
+        assert_eq!(best("one_tool", "secret"), Read);
+        assert_eq!(best("one_tool", "other"), Deny);
+        assert_eq!(best("one_tool", "public"), Deny);
+        assert_eq!(best("prefix", "secret"), Execute);
+        assert_eq!(best("prefix", "public"), Deny);
+        assert_eq!(best("all_but", "secret"), Execute);
+        assert_eq!(best("nobody", "secret"), Execute);
     }
 
     #[test]

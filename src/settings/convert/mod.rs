@@ -25,7 +25,7 @@ use self::server::{convert_server, ServerContext};
 use super::place::{Place, Problems};
 use super::raw::{Entries, Field, RawSettings, StringMap};
 use super::{
-    Settings, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS_PER_KEY,
+    ServerNames, Settings, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS_PER_KEY,
     DEFAULT_SESSION_IDLE_TIMEOUT_SECS, DEFAULT_TOOL_CACHE_TTL_SECS,
 };
 
@@ -106,6 +106,10 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         raw.max_sessions_per_key,
         DEFAULT_MAX_SESSIONS_PER_KEY,
     );
+
+    let server_names = p
+        .optional(&root.key("server_names"), raw.server_names)
+        .unwrap_or_else(|| ServerNames::default_for(listen));
 
     let gateway = GatewayOptions {
         server: ServerOptions {
@@ -246,6 +250,7 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         session_idle_timeout: Duration::from_secs(session_idle_timeout),
         max_sessions_per_key: usize::try_from(max_sessions_per_key).unwrap_or(usize::MAX),
+        server_names,
     }
 }
 
