@@ -397,7 +397,7 @@ enum Readable {
     /// Server names are public.
     All,
     /// Those its identity may see.
-    Of(Identity),
+    Of(Box<Identity>),
     /// None: names are private and it has no valid credential.
     Nothing,
 }
@@ -410,7 +410,7 @@ impl Readable {
             return Readable::All;
         }
         match state.auth().identify(headers, path).await {
-            Ok(identity) => Readable::Of(identity),
+            Ok(identity) => Readable::Of(Box::new(identity)),
             Err(_) => Readable::Nothing,
         }
     }
