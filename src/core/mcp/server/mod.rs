@@ -4,7 +4,8 @@
 //! caller while the others wait), its protocol handshake and the era detection,
 //! reconnection with capped exponential backoff after a failure (a crashed stdio process
 //! is restarted this way), re-initialization when the server forgot the session, retries
-//! of transient failures, request timeouts, and the tool cache.
+//! of transient failures, request timeouts, and the tool cache with its bounds
+//! (`max_tools`, `max_tool_list_bytes`).
 //!
 //! It knows nothing of aliases, names across servers or permissions: that is the
 //! gateway's.
@@ -31,6 +32,9 @@ use self::tool_cache::ToolCache;
 use super::auth::UpstreamAuth;
 use super::config::{McpServerConfig, Transport};
 use super::error::{McpError, McpResult};
+use super::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TOOLS, DEFAULT_MAX_TOOL_LIST_BYTES, MAX_TOOL_LIST_PAGES,
+};
 use super::protocol;
 use super::tools::{Tool, ToolResult};
 use super::transport::{ConnectParams, Connection, Limits, Negotiated};
@@ -76,8 +80,15 @@ pub struct ServerOptions {
     pub tool_cache_ttl: Duration,
     /// Retries of transient failures, and reconnection backoff.
     pub retry: RetryPolicy,
-    /// The largest message accepted from a server.
+    /// The largest message accepted from a server (a JSON body, an SSE event's data, a
+    /// stdio line, a WebSocket message); [`DEFAULT_MAX_MESSAGE_BYTES`] by default.
     pub max_message_bytes: usize,
+    /// The most tools the server may list; past it, its `tools/list` fails with
+    /// [`McpError::Protocol`] naming the bound ([`DEFAULT_MAX_TOOLS`] by default).
+    pub max_tools: usize,
+    /// The most bytes of tool definitions (their JSON, all pages) the server may list;
+    /// past it, as for `max_tools` ([`DEFAULT_MAX_TOOL_LIST_BYTES`] by default).
+    pub max_tool_list_bytes: usize,
     /// `clientInfo` sent in the handshake.
     pub client_name: String,
     /// How long the first `server/discover` may take before the server is taken to
@@ -106,7 +117,9 @@ impl Default for ServerOptions {
         ServerOptions {
             tool_cache_ttl: Duration::from_secs(300),
             retry: RetryPolicy::default(),
-            max_message_bytes: 16 * 1024 * 1024,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_tools: DEFAULT_MAX_TOOLS,
+            max_tool_list_bytes: DEFAULT_MAX_TOOL_LIST_BYTES,
             client_name: "litellm-rs".to_string(),
             discover_probe_timeout: Duration::from_secs(3),
             protocol: ProtocolPreference::Auto,
@@ -647,13 +660,21 @@ impl McpServer {
             .cloned()
     }
 
+    /// Every page of `tools/list`, within the server's bounds on tools and bytes: past
+    /// either, the list fails with an error that names the bound.
     async fn fetch_all_tools(&self) -> McpResult<(Vec<Tool>, Option<Duration>)> {
-        const MAX_PAGES: usize = 1000;
         let deadline = self.deadline(None);
+        // A bound passed is an error, not a truncated list: a list cut at an arbitrary
+        // point hides tools without anyone noticing (which ones depends on the server's
+        // order), while an error shows in discovery failures and the server's state,
+        // names the bound, and leaves every other server listed.
+        let options = &self.inner.options;
         let mut tools = Vec::new();
+        let mut listed = 0usize;
+        let mut bytes = 0usize;
         let mut cursor: Option<String> = None;
         let mut ttl = None;
-        for _ in 0..MAX_PAGES {
+        for _ in 0..MAX_TOOL_LIST_PAGES {
             let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
             let extras = Extras {
                 name: None,
@@ -664,18 +685,31 @@ impl McpServer {
                 param_headers: Vec::new(),
                 credential: None,
             };
-            let page = self
+            let mut page = self
                 .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
                 .await?;
-            let items =
-                page.get("tools")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| McpError::Protocol {
-                        server_name: self.name().to_string(),
-                        message: "tools/list result has no 'tools' array".to_string(),
-                    })?;
+            let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) else {
+                return Err(McpError::Protocol {
+                    server_name: self.name().to_string(),
+                    message: "tools/list result has no 'tools' array".to_string(),
+                });
+            };
+            listed = listed.saturating_add(items.len());
+            if listed > options.max_tools {
+                return Err(self.tool_list_bound(format!(
+                    "the server lists more than {} tools, the bound on one server's tool list",
+                    options.max_tools
+                )));
+            }
             for item in items {
-                match serde_json::from_value::<Tool>(item.clone()) {
+                bytes = bytes.saturating_add(json_size(&item));
+                if bytes > options.max_tool_list_bytes {
+                    return Err(self.tool_list_bound(format!(
+                        "the server's tool list is larger than {} bytes, the bound on one server's tool list",
+                        options.max_tool_list_bytes
+                    )));
+                }
+                match serde_json::from_value::<Tool>(item) {
                     Ok(tool) if !valid_param_headers(&tool) => {
                         tracing::warn!(server = %self.name(), tool = %tool.name, "dropped a tool with an invalid x-mcp-header annotation")
                     }
@@ -705,8 +739,16 @@ impl McpServer {
         }
         Err(McpError::Protocol {
             server_name: self.name().to_string(),
-            message: format!("tools/list has more than {MAX_PAGES} pages"),
+            message: format!("tools/list has more than {MAX_TOOL_LIST_PAGES} pages"),
         })
+    }
+
+    fn tool_list_bound(&self, message: String) -> McpError {
+        tracing::warn!(server = %self.name(), %message, "refused the server's tool list");
+        McpError::Protocol {
+            server_name: self.name().to_string(),
+            message,
+        }
     }
 
     /// Sends a request with the whole policy: a deadline over everything, a new session
@@ -1249,6 +1291,23 @@ fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
             json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),
         ),
     ]
+}
+
+/// The length of a value's JSON text, without writing it anywhere.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 static EMPTY_HEADERS: std::sync::LazyLock<std::collections::HashMap<String, String>> =
