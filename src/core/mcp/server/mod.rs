@@ -7,6 +7,10 @@
 //! of transient failures, request timeouts, and the tool cache with its bounds
 //! (`max_tools`, `max_tool_list_bytes`).
 //!
+//! A request's deadline (the server's `timeout_ms`, or the call's own timeout) bounds it
+//! end to end: time spent queued behind another caller's handshake or tool-list fetch,
+//! in a full outbox, in retries and in waiting for the answer all count.
+//!
 //! It knows nothing of aliases, names across servers or permissions: that is the
 //! gateway's.
 
@@ -329,7 +333,14 @@ impl McpServer {
     pub async fn connect(&self) -> McpResult<()> {
         self.ensure_enabled()?;
         let deadline = self.deadline(None);
-        self.session(deadline).await.map(|_| ())
+        self.within(
+            deadline,
+            protocol::METHOD_INITIALIZE,
+            None,
+            self.session(deadline),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Sends `ping` and waits for the answer.
@@ -338,15 +349,19 @@ impl McpServer {
     /// Why the server could not be reached.
     pub async fn ping(&self) -> McpResult<()> {
         self.ensure_enabled()?;
-        let session = self.session(self.deadline(None)).await?;
-        // The stateless revision has no `ping`; `server/discover` is its cheap request.
-        let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
-        let method = if stateless {
-            protocol::METHOD_DISCOVER
-        } else {
-            protocol::METHOD_PING
-        };
-        self.request(method, None).await.map(|_| ())
+        let deadline = self.deadline(None);
+        self.within(deadline, protocol::METHOD_PING, None, async {
+            let session = self.session(deadline).await?;
+            // The stateless revision has no `ping`; `server/discover` is its cheap request.
+            let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
+            let method = if stateless {
+                protocol::METHOD_DISCOVER
+            } else {
+                protocol::METHOD_PING
+            };
+            self.request_until(method, None, deadline).await.map(|_| ())
+        })
+        .await
     }
 
     /// The server's tools: from the cache while it is fresh, else fetched (every page).
@@ -354,12 +369,20 @@ impl McpServer {
     /// # Errors
     /// Why the list could not be fetched.
     pub async fn list_tools(&self) -> McpResult<Arc<ToolSnapshot>> {
-        self.snapshot(Freshness::Fresh).await
+        self.ensure_enabled()?;
+        let deadline = self.deadline(None);
+        self.within(
+            deadline,
+            protocol::METHOD_TOOLS_LIST,
+            None,
+            self.snapshot(Freshness::Fresh, deadline),
+        )
+        .await
     }
 
     /// The tool list: cached while acceptable, else fetched once for all waiting
-    /// callers (single flight).
-    async fn snapshot(&self, wanted: Freshness) -> McpResult<Arc<ToolSnapshot>> {
+    /// callers (single flight). The caller bounds the wait with `deadline`.
+    async fn snapshot(&self, wanted: Freshness, deadline: Instant) -> McpResult<Arc<ToolSnapshot>> {
         self.ensure_enabled()?;
         let acceptable = || match wanted {
             Freshness::Fresh => self.inner.tools.fresh(),
@@ -367,7 +390,7 @@ impl McpServer {
         };
         match acceptable() {
             Some(snapshot) => Ok(snapshot),
-            None => Box::pin(self.refresh_tools(acceptable)).await,
+            None => Box::pin(self.refresh_tools(acceptable, deadline)).await,
         }
     }
 
@@ -375,6 +398,7 @@ impl McpServer {
     async fn refresh_tools(
         &self,
         acceptable: impl Fn() -> Option<Arc<ToolSnapshot>>,
+        deadline: Instant,
     ) -> McpResult<Arc<ToolSnapshot>> {
         let _leader = self.inner.tools.refresh.lock().await;
         if let Some(snapshot) = acceptable() {
@@ -382,9 +406,9 @@ impl McpServer {
         }
         // Connect first: a new session invalidates the cache, and the list fetched on
         // it must not count as stale for that.
-        self.session(self.deadline(None)).await?;
+        self.session(deadline).await?;
         let generation = self.inner.tools.generation();
-        let (tools, ttl) = self.fetch_all_tools().await?;
+        let (tools, ttl) = self.fetch_all_tools(deadline).await?;
         Ok(self.inner.tools.store(tools, generation, ttl))
     }
 
@@ -419,17 +443,35 @@ impl McpServer {
         options: CallOptions,
     ) -> McpResult<ToolResult> {
         let deadline = self.deadline(options.timeout);
+        // One deadline over everything the call waits for: the tool list, a handshake
+        // other callers started, a full outbox, the answer.
+        self.within(
+            deadline,
+            protocol::METHOD_TOOLS_CALL,
+            options.timeout,
+            Box::pin(self.call_tool_until(tool, arguments, options, deadline)),
+        )
+        .await
+    }
+
+    async fn call_tool_until(
+        &self,
+        tool: &str,
+        arguments: Value,
+        options: CallOptions,
+        deadline: Instant,
+    ) -> McpResult<ToolResult> {
         // Checking a call needs the tool's schema, not a fresh list: a stale snapshot
         // serves (a server's `ttlMs: 0` must not cost a `tools/list` per call), and a
         // tool missing from it triggers one refresh below.
-        let snapshot = self.snapshot(Freshness::Any).await?;
+        let snapshot = self.snapshot(Freshness::Any, deadline).await?;
         let snapshot = match snapshot.get(tool) {
             Some(_) => snapshot,
             // The server may have added the tool without telling us: look once more,
             // unless the list is brand new.
             None if snapshot.fetched_at().elapsed() > Duration::from_secs(1) => {
                 self.invalidate_tools();
-                self.list_tools().await?
+                self.snapshot(Freshness::Fresh, deadline).await?
             }
             None => snapshot,
         };
@@ -598,7 +640,16 @@ impl McpServer {
     /// [`McpError::Rpc`] for a JSON-RPC error, or the transport's error.
     pub async fn request(&self, method: &str, params: Option<Value>) -> McpResult<Value> {
         self.ensure_enabled()?;
-        let deadline = self.deadline(None);
+        self.request_until(method, params, self.deadline(None))
+            .await
+    }
+
+    async fn request_until(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        deadline: Instant,
+    ) -> McpResult<Value> {
         let name: Option<String> = params
             .as_ref()
             .and_then(|p| p.get("name").or_else(|| p.get("uri")))
@@ -646,6 +697,28 @@ impl McpServer {
         }
     }
 
+    /// Runs `work` until `deadline`; past it, the work is dropped (cancelling what it
+    /// sent) and the answer is [`McpError::Timeout`] for `method` (with `timeout`, the
+    /// call's own, when it had one).
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        method: &str,
+        timeout: Option<Duration>,
+        work: impl std::future::Future<Output = McpResult<T>>,
+    ) -> McpResult<T> {
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(McpError::Timeout {
+                server_name: self.name().to_string(),
+                method: method.to_string(),
+                timeout_ms: timeout.map_or(self.inner.config.timeout_ms, |t| {
+                    u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
+                }),
+            }),
+        }
+    }
+
     fn negotiation(&self) -> Option<Negotiation> {
         self.live_session()?.negotiation.get().cloned()
     }
@@ -662,8 +735,7 @@ impl McpServer {
 
     /// Every page of `tools/list`, within the server's bounds on tools and bytes: past
     /// either, the list fails with an error that names the bound.
-    async fn fetch_all_tools(&self) -> McpResult<(Vec<Tool>, Option<Duration>)> {
-        let deadline = self.deadline(None);
+    async fn fetch_all_tools(&self, deadline: Instant) -> McpResult<(Vec<Tool>, Option<Duration>)> {
         // A bound passed is an error, not a truncated list: a list cut at an arbitrary
         // point hides tools without anyone noticing (which ones depends on the server's
         // order), while an error shows in discovery failures and the server's state,
