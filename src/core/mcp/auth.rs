@@ -14,7 +14,7 @@
 //! Redirects never carry a credential to another origin: every HTTP client that sends
 //! upstream credentials follows redirects only within the origin (scheme, host, port) of
 //! the request's own URL, at most [`MAX_UPSTREAM_REDIRECTS`] of them
-//! ([`same_origin_redirects`]). A redirect elsewhere fails the request with an error
+//! ([`same_origin_redirects`]; the identity provider's client uses it too). A redirect elsewhere fails the request with an error
 //! that names the other origin. Stripping the credentials and following would not do:
 //! `reqwest` strips only `Authorization` and cookies, not an API key header or a static
 //! header, and would send the body (tool arguments, a client secret) to the other
@@ -27,6 +27,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::config::{AuthConfig, Secret};
 use super::error::{McpError, McpResult};
+#[cfg(doc)]
 use super::limits::MAX_UPSTREAM_REDIRECTS;
 
 /// Tokens are refreshed this long before they expire.
@@ -37,10 +38,11 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 /// The redirect policy of every HTTP client that carries credentials: follow within the
-/// origin of the request's own URL, at most [`MAX_UPSTREAM_REDIRECTS`] times; fail on a
-/// redirect to another origin (with a message that names it).
-pub(crate) fn same_origin_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
+/// origin of the request's own URL, at most `max` times (the upstream client:
+/// [`MAX_UPSTREAM_REDIRECTS`]); fail on a redirect to another origin (with a message
+/// that names it).
+pub(crate) fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
         let Some(first) = attempt.previous().first() else {
             return attempt.follow();
         };
@@ -54,8 +56,8 @@ pub(crate) fn same_origin_redirects() -> reqwest::redirect::Policy {
             );
             return attempt.error(message);
         }
-        if attempt.previous().len() > MAX_UPSTREAM_REDIRECTS {
-            return attempt.error(format!("more than {MAX_UPSTREAM_REDIRECTS} redirects"));
+        if attempt.previous().len() > max {
+            return attempt.error(format!("more than {max} redirects"));
         }
         attempt.follow()
     })

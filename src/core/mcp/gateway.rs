@@ -20,7 +20,8 @@ use tokio_util::task::TaskTracker;
 use super::config::{McpServerConfig, Transport};
 use super::error::{McpError, McpResult, ServerFailure};
 use super::limits::{
-    DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_POOL_MAX_IDLE_PER_HOST,
+    DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT, MAX_UPSTREAM_REDIRECTS, UPSTREAM_CONNECT_TIMEOUT,
+    UPSTREAM_POOL_MAX_IDLE_PER_HOST,
 };
 use super::permissions::{Caller, PermissionLevel, PermissionManager};
 use super::server::{CallOptions, McpServer, ServerOptions, ServerState};
@@ -157,7 +158,7 @@ impl McpGateway {
             .pool_idle_timeout(options.upstream_pool_idle_timeout)
             .pool_max_idle_per_host(UPSTREAM_POOL_MAX_IDLE_PER_HOST)
             .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
-            .redirect(super::auth::same_origin_redirects())
+            .redirect(super::auth::same_origin_redirects(MAX_UPSTREAM_REDIRECTS))
             .build()
             .unwrap_or_else(|error| {
                 // Building fails only when the TLS backend cannot start: then fall back

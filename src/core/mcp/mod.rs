@@ -28,6 +28,8 @@ pub mod server;
 pub mod tools;
 pub(crate) mod transport;
 
+pub(crate) use auth::same_origin_redirects;
+
 pub use config::{AuthConfig, McpServerConfig, Secret, Transport};
 pub use error::{McpError, McpResult, ServerFailure};
 pub use gateway::{GatewayOptions, McpGateway, ServerInfo, ToolDiscovery};
