@@ -16,6 +16,8 @@
 //! | redirects | [`MAX_UPSTREAM_REDIRECTS`], same origin only | the request fails, naming the other origin |
 //! | idle pooled HTTP connections | [`DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT`] (`GatewayOptions::upstream_pool_idle_timeout`), [`UPSTREAM_POOL_MAX_IDLE_PER_HOST`] per host | closed |
 //! | connecting to an upstream | [`UPSTREAM_CONNECT_TIMEOUT`] | the request fails (retried if safe) |
+//! | messages queued for a stdio or WebSocket server | [`UPSTREAM_OUTBOX_MESSAGES`] | senders wait, within their deadline |
+//! | a streamable HTTP GET stream that keeps failing | [`MAX_LISTEN_FAILURES`] in a row, pauses doubling from 0.5 s to 16 s | given up (calls are unaffected) |
 //! | a call, end to end | the server's `timeout_ms` (or the call's own timeout) | [`McpError::Timeout`](super::McpError::Timeout), including time queued behind a handshake, a tool-list fetch or a blocked write |
 
 use std::time::Duration;
@@ -62,3 +64,12 @@ pub const UPSTREAM_POOL_MAX_IDLE_PER_HOST: usize = 32;
 
 /// How long connecting to an upstream (TCP and TLS) may take.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Messages queued for one stdio or WebSocket upstream before senders wait (within
+/// their deadline): a server that stops reading holds at most this many.
+pub const UPSTREAM_OUTBOX_MESSAGES: usize = 256;
+
+/// Failed GET streams in a row (refused, broken by a cap, or ended at once without a
+/// message) after which a streamable HTTP server's GET stream is given up; the pause
+/// between tries doubles from 0.5 s to 16 s.
+pub const MAX_LISTEN_FAILURES: u32 = 8;

@@ -33,16 +33,13 @@ use super::{
 use crate::core::mcp::auth::{read_capped, UpstreamAuth};
 use crate::core::mcp::config::Secret;
 use crate::core::mcp::error::McpError;
+use crate::core::mcp::limits::MAX_LISTEN_FAILURES;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// How many times one reply stream is resumed before giving up.
 const MAX_RESUMPTIONS: u32 = 16;
-/// Failed GET streams in a row (refused, broken by a cap, or ended at once without a
-/// message) after which we stop opening one; the pause between tries doubles from
-/// 0.5 s to 16 s.
-const MAX_LISTEN_FAILURES: u32 = 8;
 /// A GET stream that lasted this long was healthy, even without a message.
 const HEALTHY_STREAM: Duration = Duration::from_secs(30);
 

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::child_output::{read_stderr, read_stdout};
 use super::{transport_error, ConnectParams, Outgoing, SendError};
 use crate::core::mcp::error::McpError;
+use crate::core::mcp::limits::UPSTREAM_OUTBOX_MESSAGES;
 
 /// Variables the child inherits from the gateway, where set.
 const INHERITED_ENV: &[&str] = &[
@@ -42,8 +43,6 @@ const INHERITED_ENV: &[&str] = &[
 ];
 /// How long each step of the shutdown sequence waits for the process to exit.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
-/// Lines waiting to be written before senders wait.
-const OUTBOX: usize = 256;
 /// How long stderr is still read after the child was reaped.
 const STDERR_AFTER_EXIT: Duration = Duration::from_millis(500);
 
@@ -146,7 +145,7 @@ impl StdioConnection {
         };
         tracing::info!(server = %server_name, program = %command.program, pid = ?child.id(), "started stdio server");
         let cancel = params.cancel.clone();
-        let (outbox, lines) = mpsc::channel::<Vec<u8>>(OUTBOX);
+        let (outbox, lines) = mpsc::channel::<Vec<u8>>(UPSTREAM_OUTBOX_MESSAGES);
         let writer = params
             .tasks
             .spawn(write_lines(stdin, lines, cancel.clone()));
