@@ -539,7 +539,7 @@ async fn unreadable_stdio_lines_are_skipped_and_the_child_lives() {
     assert_eq!(body["content"][0]["text"], pid.as_str());
     let cpu = gateway.cpu() - cpu_before;
     println!("CPU {cpu:?} for ~120 MB of hostile output");
-    assert!(cpu < Duration::from_secs(8), "CPU {cpu:?}");
+    assert!(cpu < Duration::from_secs(3), "CPU {cpu:?}");
 
     let log = gateway.log_text();
     assert!(
@@ -562,7 +562,21 @@ async fn unreadable_stdio_lines_are_skipped_and_the_child_lives() {
         &calls.finish().await,
         Duration::from_millis(1000),
     );
-    settle(&gateway, "stdio lines", before, 16.0, 0).await;
+    // The allocator may keep a block or two of the size of the cap for reuse; what a
+    // leak would look like is growth with every attack, so attack again and compare.
+    let slack = 2.0 * 16.0 + 4.0;
+    settle(&gateway, "stdio lines", before, slack, 0).await;
+    for _ in 0..3 {
+        let (_, status, _) = gateway
+            .call("evil", "stdout_junk_line", json!({"bytes": 17 << 20}))
+            .await;
+        assert_eq!(status, 200);
+        let (_, status, _) = gateway
+            .call("evil", "stdout_overlong", json!({"bytes": 17 << 20}))
+            .await;
+        assert_ne!(status, 200);
+    }
+    settle(&gateway, "stdio lines, attacked again", before, slack, 0).await;
 }
 
 #[tokio::test]
@@ -711,13 +725,14 @@ async fn calls_queued_behind_a_hung_handshake_keep_their_timeout() {
     let before = gateway.snapshot();
     let health = gateway.watch_health();
     let calls = gateway.watch_calls("good");
-    let most_children = Arc::new(AtomicUsize::new(0));
+    // Every deaf child seen, by pid, while the calls run.
+    let children = Arc::new(Mutex::new(std::collections::HashSet::new()));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
-        let (most, on, marker) = (most_children.clone(), sampling.clone(), marker.clone());
+        let (seen, on, marker) = (children.clone(), sampling.clone(), marker.clone());
         tokio::task::spawn_blocking(move || {
             while on.load(Ordering::Relaxed) {
-                most.fetch_max(processes_with_env(&marker).len(), Ordering::Relaxed);
+                seen.lock().unwrap().extend(processes_with_env(&marker));
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
@@ -737,9 +752,9 @@ async fn calls_queued_behind_a_hung_handshake_keep_their_timeout() {
     let mut took: Vec<Duration> = results.iter().map(|r| r.0).collect();
     took.sort();
     let (median, slowest) = (took[took.len() / 2], took[took.len() - 1]);
+    let started_children = children.lock().unwrap().len();
     println!(
-        "200 calls: median {median:?}, slowest {slowest:?}, all in {all:?}; at most {} deaf children at once; e.g. {}",
-        most_children.load(Ordering::Relaxed),
+        "200 calls: median {median:?}, slowest {slowest:?}, all in {all:?}; {started_children} deaf children started; e.g. {}",
         results[0].2
     );
     for (_, status, body) in &results {
@@ -752,14 +767,17 @@ async fn calls_queued_behind_a_hung_handshake_keep_their_timeout() {
             "{body}"
         );
     }
+    // The timeout plus the time 200 requests take to reach a busy gateway.
     assert!(
-        slowest < Duration::from_millis(4000),
+        slowest < Duration::from_millis(4500),
         "timeout_ms 3000; the slowest call took {slowest:?}"
     );
     assert!(median >= Duration::from_millis(2900), "median {median:?}");
+    // One handshake at a time, for all the calls queued behind it (a second one may
+    // start for the calls whose deadline falls after the first one failed).
     assert!(
-        most_children.load(Ordering::Relaxed) <= 2,
-        "one handshake at a time, not one process per queued call"
+        (1..=2).contains(&started_children),
+        "{started_children} deaf children started for 200 calls"
     );
     // The process whose handshake timed out is stopped (stdin closed, SIGTERM).
     assert!(
