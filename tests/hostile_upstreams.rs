@@ -204,7 +204,19 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// SIGTERM first, so that the gateway stops its stdio children even when a test
+    /// failed half-way (SIGKILL would leave them to init); SIGKILL after 10 s.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
