@@ -2,7 +2,9 @@
 //! (OpenID Connect Discovery, then RFC 8414 with the path variant) and its keys.
 //!
 //! Owns the limits of those requests: each has the provider's timeout, a body cap
-//! ([`MAX_DOCUMENT_BYTES`]) and no more than [`MAX_REDIRECTS`] redirects. Errors are
+//! ([`MAX_DOCUMENT_BYTES`]) and no more than [`MAX_REDIRECTS`] redirects, all within the
+//! request's origin (token exchange and introspection send a client secret and a
+//! caller's token, which must not follow a redirect elsewhere). Errors are
 //! short texts fit for a log line or a client's `error_description`: they name the
 //! document, never a credential.
 
@@ -12,13 +14,13 @@ use serde_json::Value;
 
 /// The largest discovery document, key set or introspection answer read: 256 KiB.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
-/// Redirects followed when fetching a provider's documents (none carries a credential).
+/// Redirects followed by a request to a provider, all within its origin.
 pub const MAX_REDIRECTS: usize = 3;
 
-/// The HTTP client for a provider's documents (discovery, keys): a few redirects, and
-/// no credential on any request.
+/// The HTTP client for a provider's documents (discovery, keys): a few redirects within
+/// the request's origin, and no credential on any request.
 pub(crate) fn provider_client() -> reqwest::Client {
-    client(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+    client(crate::core::mcp::same_origin_redirects(MAX_REDIRECTS))
 }
 
 /// The HTTP client for requests that carry a credential (introspection, token exchange):

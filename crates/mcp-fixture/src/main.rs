@@ -9,6 +9,7 @@ mod app;
 mod conn;
 mod dispatch;
 mod framing;
+mod hostile;
 mod http;
 mod oauth;
 mod protocol;
@@ -86,6 +87,18 @@ struct Args {
     /// Be a plain HTTP relay to this URL instead of an MCP server (benchmarks' floor).
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
+    /// Be a hostile upstream instead (see `hostile/mod.rs`).
+    #[arg(long, value_enum)]
+    hostile: Option<hostile::Mode>,
+    /// `--hostile stdio-tool-bomb`: pages of tools/list.
+    #[arg(long, default_value_t = 200)]
+    pages: usize,
+    /// `--hostile stdio-tool-bomb`: tools per page.
+    #[arg(long, default_value_t = 5000)]
+    page_tools: usize,
+    /// `--hostile http`: where `/cross` redirects.
+    #[arg(long, value_name = "URL")]
+    redirect_to: Option<String>,
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -116,6 +129,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if let Some(mode) = args.hostile {
+        return run_hostile(mode, args);
+    }
     let cfg = Config {
         stdio: args.stdio,
         json_response: args.json_response,
@@ -151,6 +167,35 @@ fn main() -> ExitCode {
         None => runtime.block_on(server::run(app, args.port)),
     };
     match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-fixture: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_hostile(mode: hostile::Mode, args: Args) -> ExitCode {
+    let options = hostile::Options {
+        pages: args.pages,
+        page_tools: args.page_tools,
+        redirect_to: args.redirect_to,
+    };
+    if mode != hostile::Mode::Http {
+        std::process::exit(hostile::stdio::run(mode, &options));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-fixture: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(hostile::http::run(options, args.port)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-fixture: {e}");

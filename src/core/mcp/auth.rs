@@ -10,6 +10,15 @@
 //!
 //! Every header value built from a credential is marked sensitive, so `reqwest` and
 //! `http` never print it.
+//!
+//! Redirects never carry a credential to another origin: every HTTP client that sends
+//! upstream credentials follows redirects only within the origin (scheme, host, port) of
+//! the request's own URL, at most [`MAX_UPSTREAM_REDIRECTS`] of them
+//! ([`same_origin_redirects`]; the identity provider's client uses it too). A redirect elsewhere fails the request with an error
+//! that names the other origin. Stripping the credentials and following would not do:
+//! `reqwest` strips only `Authorization` and cookies, not an API key header or a static
+//! header, and would send the body (tool arguments, a client secret) to the other
+//! origin on a 307/308 anyway.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +27,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::config::{AuthConfig, Secret};
 use super::error::{McpError, McpResult};
+#[cfg(doc)]
+use super::limits::MAX_UPSTREAM_REDIRECTS;
 
 /// Tokens are refreshed this long before they expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -25,6 +36,32 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// The most of a token response we read.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+
+/// The redirect policy of every HTTP client that carries credentials: follow within the
+/// origin of the request's own URL, at most `max` times (the upstream client:
+/// [`MAX_UPSTREAM_REDIRECTS`]); fail on a redirect to another origin (with a message
+/// that names it).
+pub(crate) fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let from = first.origin();
+        let to = attempt.url().origin();
+        if to != from {
+            let message = format!(
+                "the server redirected to another origin ({}); redirects are followed only within {} so that credentials never leave it",
+                to.ascii_serialization(),
+                from.ascii_serialization()
+            );
+            return attempt.error(message);
+        }
+        if attempt.previous().len() > max {
+            return attempt.error(format!("more than {max} redirects"));
+        }
+        attempt.follow()
+    })
+}
 
 #[derive(Clone)]
 struct CachedToken {
@@ -282,13 +319,19 @@ fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// A reqwest error's text without its URL (URLs may carry credentials in queries).
+/// A reqwest error's text without its URL (URLs may carry credentials in queries), with
+/// the cause of a failed connection or a refused redirect.
 pub(crate) fn without_url(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     if let Some(url) = error.url() {
         message = message.replace(url.as_str(), "<url>");
     }
-    if error.is_connect() {
+    if error.is_redirect() {
+        // Why [`same_origin_redirects`] refused it.
+        if let Some(reason) = std::error::Error::source(error) {
+            message = format!("{message}: {reason}");
+        }
+    } else if error.is_connect() {
         let mut source = std::error::Error::source(error);
         while let Some(inner) = source {
             let text = inner.to_string();

@@ -5,7 +5,9 @@
 //! (`<server><separator><tool>`, split back exactly), discovery fan-out (concurrent, each
 //! server bounded by its own timeout, failures returned as data), routing of calls, and
 //! the permission-checked forms of listing and calling. The shared pooled HTTP client
-//! and the root cancellation token of every upstream task live here.
+//! (with its bounds: idle timeout, idle connections per host, connect timeout, redirects
+//! within their origin) and the root cancellation token of every upstream task live
+//! here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -17,6 +19,10 @@ use tokio_util::task::TaskTracker;
 
 use super::config::{McpServerConfig, Transport};
 use super::error::{McpError, McpResult, ServerFailure};
+use super::limits::{
+    DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT, MAX_UPSTREAM_REDIRECTS, UPSTREAM_CONNECT_TIMEOUT,
+    UPSTREAM_POOL_MAX_IDLE_PER_HOST,
+};
 use super::permissions::{Caller, PermissionLevel, PermissionManager};
 use super::server::{CallOptions, McpServer, ServerOptions, ServerState};
 use super::tools::{Tool, ToolResult};
@@ -32,6 +38,9 @@ pub struct GatewayOptions {
     /// Separates server and tool in aggregated names; 1 to 4 characters of
     /// `[A-Za-z0-9_.-]`.
     pub separator: String,
+    /// How long an idle connection to an upstream HTTP server stays in the shared pool
+    /// ([`DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT`] by default).
+    pub upstream_pool_idle_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -39,6 +48,7 @@ impl Default for GatewayOptions {
         GatewayOptions {
             server: ServerOptions::default(),
             separator: DEFAULT_SEPARATOR.to_string(),
+            upstream_pool_idle_timeout: DEFAULT_UPSTREAM_POOL_IDLE_TIMEOUT,
         }
     }
 }
@@ -140,11 +150,25 @@ impl McpGateway {
     }
 
     fn build(options: GatewayOptions) -> Self {
+        // The one client of every upstream request (MCP and OAuth token requests), so
+        // its bounds hold for all: idle connections expire, the idle pool per host is
+        // capped, and redirects stay within their origin (`auth::same_origin_redirects`).
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(options.upstream_pool_idle_timeout)
+            .pool_max_idle_per_host(UPSTREAM_POOL_MAX_IDLE_PER_HOST)
+            .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
+            .redirect(super::auth::same_origin_redirects(MAX_UPSTREAM_REDIRECTS))
             .build()
-            .unwrap_or_default();
+            .unwrap_or_else(|error| {
+                // Building fails only when the TLS backend cannot start: then fall back
+                // to a client that follows no redirect at all, and say so.
+                tracing::error!(%error, "cannot build the upstream HTTP client as configured");
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default()
+            });
         McpGateway {
             inner: Arc::new(Inner {
                 servers: RwLock::new(BTreeMap::new()),

@@ -9,7 +9,8 @@
 //! - [`config`]: [`McpServerConfig`], [`Transport`], [`AuthConfig`].
 //! - [`error`]: [`McpError`], [`McpResult`], and the mapping to JSON-RPC codes.
 //! - [`protocol`]: the JSON-RPC envelope, method names, protocol versions.
-//! - `auth`: credentials on the wire and the OAuth token cache.
+//! - `auth`: credentials on the wire, the OAuth token cache, the redirect policy.
+//! - [`limits`]: every bound on what an upstream can make the gateway hold or do.
 //! - `transport`: streamable HTTP, legacy SSE, WebSocket and stdio connections.
 //! - [`tools`]: [`tools::Tool`] and its schemas, results, validation, OpenAI format.
 //! - [`server`]: [`McpServer`], one upstream: session, handshake, retries, tool cache.
@@ -20,11 +21,14 @@ mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod permissions;
 pub mod protocol;
 pub mod server;
 pub mod tools;
 pub(crate) mod transport;
+
+pub(crate) use auth::same_origin_redirects;
 
 pub use config::{AuthConfig, McpServerConfig, Secret, Transport};
 pub use error::{McpError, McpResult, ServerFailure};

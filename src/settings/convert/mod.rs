@@ -117,6 +117,7 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
             ..ServerOptions::default()
         },
         separator: separator.clone(),
+        ..GatewayOptions::default()
     };
 
     let mut known = Known::default();

@@ -4,7 +4,12 @@
 //! caller while the others wait), its protocol handshake and the era detection,
 //! reconnection with capped exponential backoff after a failure (a crashed stdio process
 //! is restarted this way), re-initialization when the server forgot the session, retries
-//! of transient failures, request timeouts, and the tool cache.
+//! of transient failures, request timeouts, and the tool cache with its bounds
+//! (`max_tools`, `max_tool_list_bytes`).
+//!
+//! A request's deadline (the server's `timeout_ms`, or the call's own timeout) bounds it
+//! end to end: time spent queued behind another caller's handshake or tool-list fetch,
+//! in a full outbox, in retries and in waiting for the answer all count.
 //!
 //! It knows nothing of aliases, names across servers or permissions: that is the
 //! gateway's.
@@ -31,6 +36,9 @@ use self::tool_cache::ToolCache;
 use super::auth::UpstreamAuth;
 use super::config::{McpServerConfig, Transport};
 use super::error::{McpError, McpResult};
+use super::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TOOLS, DEFAULT_MAX_TOOL_LIST_BYTES, MAX_TOOL_LIST_PAGES,
+};
 use super::protocol;
 use super::tools::{Tool, ToolResult};
 use super::transport::{ConnectParams, Connection, Limits, Negotiated};
@@ -76,8 +84,15 @@ pub struct ServerOptions {
     pub tool_cache_ttl: Duration,
     /// Retries of transient failures, and reconnection backoff.
     pub retry: RetryPolicy,
-    /// The largest message accepted from a server.
+    /// The largest message accepted from a server (a JSON body, an SSE event's data, a
+    /// stdio line, a WebSocket message); [`DEFAULT_MAX_MESSAGE_BYTES`] by default.
     pub max_message_bytes: usize,
+    /// The most tools the server may list; past it, its `tools/list` fails with
+    /// [`McpError::Protocol`] naming the bound ([`DEFAULT_MAX_TOOLS`] by default).
+    pub max_tools: usize,
+    /// The most bytes of tool definitions (their JSON, all pages) the server may list;
+    /// past it, as for `max_tools` ([`DEFAULT_MAX_TOOL_LIST_BYTES`] by default).
+    pub max_tool_list_bytes: usize,
     /// `clientInfo` sent in the handshake.
     pub client_name: String,
     /// How long the first `server/discover` may take before the server is taken to
@@ -106,7 +121,9 @@ impl Default for ServerOptions {
         ServerOptions {
             tool_cache_ttl: Duration::from_secs(300),
             retry: RetryPolicy::default(),
-            max_message_bytes: 16 * 1024 * 1024,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_tools: DEFAULT_MAX_TOOLS,
+            max_tool_list_bytes: DEFAULT_MAX_TOOL_LIST_BYTES,
             client_name: "litellm-rs".to_string(),
             discover_probe_timeout: Duration::from_secs(3),
             protocol: ProtocolPreference::Auto,
@@ -316,7 +333,14 @@ impl McpServer {
     pub async fn connect(&self) -> McpResult<()> {
         self.ensure_enabled()?;
         let deadline = self.deadline(None);
-        self.session(deadline).await.map(|_| ())
+        self.within(
+            deadline,
+            protocol::METHOD_INITIALIZE,
+            None,
+            self.session(deadline),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Sends `ping` and waits for the answer.
@@ -325,15 +349,19 @@ impl McpServer {
     /// Why the server could not be reached.
     pub async fn ping(&self) -> McpResult<()> {
         self.ensure_enabled()?;
-        let session = self.session(self.deadline(None)).await?;
-        // The stateless revision has no `ping`; `server/discover` is its cheap request.
-        let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
-        let method = if stateless {
-            protocol::METHOD_DISCOVER
-        } else {
-            protocol::METHOD_PING
-        };
-        self.request(method, None).await.map(|_| ())
+        let deadline = self.deadline(None);
+        self.within(deadline, protocol::METHOD_PING, None, async {
+            let session = self.session(deadline).await?;
+            // The stateless revision has no `ping`; `server/discover` is its cheap request.
+            let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
+            let method = if stateless {
+                protocol::METHOD_DISCOVER
+            } else {
+                protocol::METHOD_PING
+            };
+            self.request_until(method, None, deadline).await.map(|_| ())
+        })
+        .await
     }
 
     /// The server's tools: from the cache while it is fresh, else fetched (every page).
@@ -341,12 +369,20 @@ impl McpServer {
     /// # Errors
     /// Why the list could not be fetched.
     pub async fn list_tools(&self) -> McpResult<Arc<ToolSnapshot>> {
-        self.snapshot(Freshness::Fresh).await
+        self.ensure_enabled()?;
+        let deadline = self.deadline(None);
+        self.within(
+            deadline,
+            protocol::METHOD_TOOLS_LIST,
+            None,
+            self.snapshot(Freshness::Fresh, deadline),
+        )
+        .await
     }
 
     /// The tool list: cached while acceptable, else fetched once for all waiting
-    /// callers (single flight).
-    async fn snapshot(&self, wanted: Freshness) -> McpResult<Arc<ToolSnapshot>> {
+    /// callers (single flight). The caller bounds the wait with `deadline`.
+    async fn snapshot(&self, wanted: Freshness, deadline: Instant) -> McpResult<Arc<ToolSnapshot>> {
         self.ensure_enabled()?;
         let acceptable = || match wanted {
             Freshness::Fresh => self.inner.tools.fresh(),
@@ -354,7 +390,7 @@ impl McpServer {
         };
         match acceptable() {
             Some(snapshot) => Ok(snapshot),
-            None => Box::pin(self.refresh_tools(acceptable)).await,
+            None => Box::pin(self.refresh_tools(acceptable, deadline)).await,
         }
     }
 
@@ -362,6 +398,7 @@ impl McpServer {
     async fn refresh_tools(
         &self,
         acceptable: impl Fn() -> Option<Arc<ToolSnapshot>>,
+        deadline: Instant,
     ) -> McpResult<Arc<ToolSnapshot>> {
         let _leader = self.inner.tools.refresh.lock().await;
         if let Some(snapshot) = acceptable() {
@@ -369,9 +406,9 @@ impl McpServer {
         }
         // Connect first: a new session invalidates the cache, and the list fetched on
         // it must not count as stale for that.
-        self.session(self.deadline(None)).await?;
+        self.session(deadline).await?;
         let generation = self.inner.tools.generation();
-        let (tools, ttl) = self.fetch_all_tools().await?;
+        let (tools, ttl) = self.fetch_all_tools(deadline).await?;
         Ok(self.inner.tools.store(tools, generation, ttl))
     }
 
@@ -406,17 +443,35 @@ impl McpServer {
         options: CallOptions,
     ) -> McpResult<ToolResult> {
         let deadline = self.deadline(options.timeout);
+        // One deadline over everything the call waits for: the tool list, a handshake
+        // other callers started, a full outbox, the answer.
+        self.within(
+            deadline,
+            protocol::METHOD_TOOLS_CALL,
+            options.timeout,
+            Box::pin(self.call_tool_until(tool, arguments, options, deadline)),
+        )
+        .await
+    }
+
+    async fn call_tool_until(
+        &self,
+        tool: &str,
+        arguments: Value,
+        options: CallOptions,
+        deadline: Instant,
+    ) -> McpResult<ToolResult> {
         // Checking a call needs the tool's schema, not a fresh list: a stale snapshot
         // serves (a server's `ttlMs: 0` must not cost a `tools/list` per call), and a
         // tool missing from it triggers one refresh below.
-        let snapshot = self.snapshot(Freshness::Any).await?;
+        let snapshot = self.snapshot(Freshness::Any, deadline).await?;
         let snapshot = match snapshot.get(tool) {
             Some(_) => snapshot,
             // The server may have added the tool without telling us: look once more,
             // unless the list is brand new.
             None if snapshot.fetched_at().elapsed() > Duration::from_secs(1) => {
                 self.invalidate_tools();
-                self.list_tools().await?
+                self.snapshot(Freshness::Fresh, deadline).await?
             }
             None => snapshot,
         };
@@ -585,7 +640,16 @@ impl McpServer {
     /// [`McpError::Rpc`] for a JSON-RPC error, or the transport's error.
     pub async fn request(&self, method: &str, params: Option<Value>) -> McpResult<Value> {
         self.ensure_enabled()?;
-        let deadline = self.deadline(None);
+        self.request_until(method, params, self.deadline(None))
+            .await
+    }
+
+    async fn request_until(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        deadline: Instant,
+    ) -> McpResult<Value> {
         let name: Option<String> = params
             .as_ref()
             .and_then(|p| p.get("name").or_else(|| p.get("uri")))
@@ -633,6 +697,28 @@ impl McpServer {
         }
     }
 
+    /// Runs `work` until `deadline`; past it, the work is dropped (cancelling what it
+    /// sent) and the answer is [`McpError::Timeout`] for `method` (with `timeout`, the
+    /// call's own, when it had one).
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        method: &str,
+        timeout: Option<Duration>,
+        work: impl std::future::Future<Output = McpResult<T>>,
+    ) -> McpResult<T> {
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(McpError::Timeout {
+                server_name: self.name().to_string(),
+                method: method.to_string(),
+                timeout_ms: timeout.map_or(self.inner.config.timeout_ms, |t| {
+                    u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
+                }),
+            }),
+        }
+    }
+
     fn negotiation(&self) -> Option<Negotiation> {
         self.live_session()?.negotiation.get().cloned()
     }
@@ -647,13 +733,20 @@ impl McpServer {
             .cloned()
     }
 
-    async fn fetch_all_tools(&self) -> McpResult<(Vec<Tool>, Option<Duration>)> {
-        const MAX_PAGES: usize = 1000;
-        let deadline = self.deadline(None);
+    /// Every page of `tools/list`, within the server's bounds on tools and bytes: past
+    /// either, the list fails with an error that names the bound.
+    async fn fetch_all_tools(&self, deadline: Instant) -> McpResult<(Vec<Tool>, Option<Duration>)> {
+        // A bound passed is an error, not a truncated list: a list cut at an arbitrary
+        // point hides tools without anyone noticing (which ones depends on the server's
+        // order), while an error shows in discovery failures and the server's state,
+        // names the bound, and leaves every other server listed.
+        let options = &self.inner.options;
         let mut tools = Vec::new();
+        let mut listed = 0usize;
+        let mut bytes = 0usize;
         let mut cursor: Option<String> = None;
         let mut ttl = None;
-        for _ in 0..MAX_PAGES {
+        for _ in 0..MAX_TOOL_LIST_PAGES {
             let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
             let extras = Extras {
                 name: None,
@@ -664,18 +757,31 @@ impl McpServer {
                 param_headers: Vec::new(),
                 credential: None,
             };
-            let page = self
+            let mut page = self
                 .request_inner(protocol::METHOD_TOOLS_LIST, params, extras, deadline)
                 .await?;
-            let items =
-                page.get("tools")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| McpError::Protocol {
-                        server_name: self.name().to_string(),
-                        message: "tools/list result has no 'tools' array".to_string(),
-                    })?;
+            let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) else {
+                return Err(McpError::Protocol {
+                    server_name: self.name().to_string(),
+                    message: "tools/list result has no 'tools' array".to_string(),
+                });
+            };
+            listed = listed.saturating_add(items.len());
+            if listed > options.max_tools {
+                return Err(self.tool_list_bound(format!(
+                    "the server lists more than {} tools, the bound on one server's tool list",
+                    options.max_tools
+                )));
+            }
             for item in items {
-                match serde_json::from_value::<Tool>(item.clone()) {
+                bytes = bytes.saturating_add(json_size(&item));
+                if bytes > options.max_tool_list_bytes {
+                    return Err(self.tool_list_bound(format!(
+                        "the server's tool list is larger than {} bytes, the bound on one server's tool list",
+                        options.max_tool_list_bytes
+                    )));
+                }
+                match serde_json::from_value::<Tool>(item) {
                     Ok(tool) if !valid_param_headers(&tool) => {
                         tracing::warn!(server = %self.name(), tool = %tool.name, "dropped a tool with an invalid x-mcp-header annotation")
                     }
@@ -705,8 +811,16 @@ impl McpServer {
         }
         Err(McpError::Protocol {
             server_name: self.name().to_string(),
-            message: format!("tools/list has more than {MAX_PAGES} pages"),
+            message: format!("tools/list has more than {MAX_TOOL_LIST_PAGES} pages"),
         })
+    }
+
+    fn tool_list_bound(&self, message: String) -> McpError {
+        tracing::warn!(server = %self.name(), %message, "refused the server's tool list");
+        McpError::Protocol {
+            server_name: self.name().to_string(),
+            message,
+        }
     }
 
     /// Sends a request with the whole policy: a deadline over everything, a new session
@@ -1249,6 +1363,23 @@ fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
             json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),
         ),
     ]
+}
+
+/// The length of a value's JSON text, without writing it anywhere.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 static EMPTY_HEADERS: std::sync::LazyLock<std::collections::HashMap<String, String>> =

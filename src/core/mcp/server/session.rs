@@ -61,7 +61,9 @@ pub(crate) enum RequestError {
     Failed(McpError),
 }
 
-type Reply = Result<Value, RpcError>;
+/// What a waiting request receives: the server's answer (a result or a JSON-RPC
+/// error), or why its answer could not be read.
+type Reply = Result<Result<Value, RpcError>, String>;
 
 /// Correlates what a transport receives with the requests waiting for it.
 pub(crate) struct Dispatcher {
@@ -197,7 +199,7 @@ impl Inbound for Dispatcher {
                     .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
                 match waiter {
                     Some(waiter) => {
-                        let _ = waiter.send(outcome);
+                        let _ = waiter.send(Ok(outcome));
                     }
                     None => {
                         tracing::debug!(server = %self.server_name, %id, "dropped a response nobody waits for")
@@ -256,6 +258,18 @@ impl Inbound for Dispatcher {
             .map(|mut p| p.drain().collect())
             .unwrap_or_default();
         drop(waiters);
+    }
+
+    fn reject(&self, id: u64, reason: &str) {
+        let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(Err(reason.to_string()));
+            }
+            None => {
+                tracing::debug!(server = %self.server_name, id, "an unreadable response for a request nobody waits for")
+            }
+        }
     }
 }
 
@@ -404,8 +418,13 @@ impl Session {
         let outcome = rx.await;
         guard.done = true;
         match outcome {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(error)) => Err(RequestError::Rpc(error)),
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => Err(RequestError::Rpc(error)),
+            Ok(Err(reason)) => Err(RequestError::Failed(McpError::Transport {
+                server_name: self.dispatcher.server_name.clone(),
+                message: reason,
+                maybe_delivered: true,
+            })),
             Err(_) => Err(RequestError::Failed(McpError::Transport {
                 server_name: self.dispatcher.server_name.clone(),
                 message: self.dispatcher.closed_reason(),
@@ -438,6 +457,15 @@ impl Session {
         self.connection.close().await;
         self.cancel.cancel();
         self.dispatcher.closed("the session was closed");
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped without [`Session::close`] (a handshake that ran out of time)
+    /// still stops its connection's tasks: a stdio process is shut down, an HTTP GET
+    /// stream stops.
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 

@@ -9,6 +9,12 @@
 //! messages, DELETE on close, and one retry with a fresh OAuth token after a 401.
 //! A 404 on a request that carried a session id is reported as
 //! [`SendError::SessionExpired`]; re-initializing is the session layer's job.
+//!
+//! Reply streams and the GET stream are parsed within the caps of
+//! [`SseLimits`]: a reply that breaks them fails its request with that error; a GET
+//! stream that breaks them (or is refused, or ends at once with nothing) counts as a
+//! failure, is reopened after a pause that doubles up to 16 s, and is given up after
+//! [`MAX_LISTEN_FAILURES`] in a row.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +25,7 @@ use reqwest::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::event_stream::SseParser;
+use super::event_stream::{SseLimits, SseParser};
 use super::{
     deliver_text, http_send_error, mcp_header_value, transport_error, ConnectParams, Inbound,
     Limits, Negotiated, Outgoing, SendError,
@@ -27,12 +33,15 @@ use super::{
 use crate::core::mcp::auth::{read_capped, UpstreamAuth};
 use crate::core::mcp::config::Secret;
 use crate::core::mcp::error::McpError;
+use crate::core::mcp::limits::MAX_LISTEN_FAILURES;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// How many times one reply stream is resumed before giving up.
 const MAX_RESUMPTIONS: u32 = 16;
+/// A GET stream that lasted this long was healthy, even without a message.
+const HEALTHY_STREAM: Duration = Duration::from_secs(30);
 
 /// What reading one reply (a POST's, or a resumed stream) found.
 #[derive(Debug, Default)]
@@ -357,8 +366,9 @@ impl Shared {
                 ..Reply::default()
             });
         }
-        let mut parser = SseParser::new(cap);
+        let mut parser = SseParser::new(SseLimits::for_messages(cap));
         let mut answered = false;
+        let mut events = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             transport_error(
                 &self.server_name,
@@ -366,10 +376,8 @@ impl Shared {
                 true,
             )
         })? {
-            let events = parser
-                .feed(&chunk)
-                .map_err(|m| transport_error(&self.server_name, m, true))?;
-            for event in events {
+            let fed = parser.feed(&chunk, &mut events);
+            for event in events.drain(..) {
                 if (event.event.is_empty() || event.event == "message") && !event.data.is_empty() {
                     answered |= deliver_text(
                         &self.server_name,
@@ -382,6 +390,9 @@ impl Shared {
             if answered {
                 break;
             }
+            fed.map_err(|e| transport_error(&self.server_name, e.to_string(), true))?;
+            // A server that sends without pause must not keep this worker thread.
+            tokio::task::consume_budget().await;
         }
         Ok(Reply {
             answered,
@@ -412,28 +423,23 @@ impl Shared {
                 .await;
             match result {
                 Ok(response) if response.status().is_success() => {
-                    failures = 0;
-                    let mut response = response;
-                    let mut parser = SseParser::new(self.limits.max_message_bytes);
-                    while let Ok(Some(chunk)) = response.chunk().await {
-                        let Ok(events) = parser.feed(&chunk) else {
-                            break;
-                        };
-                        for event in events {
-                            if event.id.is_some() {
-                                last_event_id = event.id.clone();
-                            }
-                            if !event.data.is_empty() {
-                                deliver_text(
-                                    &self.server_name,
-                                    &*self.inbound,
-                                    event.data.as_bytes(),
-                                    None,
-                                );
-                            }
+                    let opened = tokio::time::Instant::now();
+                    let (delivered, error) =
+                        self.read_listen_stream(response, &mut last_event_id).await;
+                    match error {
+                        // A stream that broke the caps is a failure however it began,
+                        // so a server that sends it on every connection is backed off
+                        // and at last given up.
+                        Some(error) => {
+                            failures += 1;
+                            tracing::warn!(server = %self.server_name, %error, failures, "the GET stream was dropped");
                         }
+                        None if delivered || opened.elapsed() >= HEALTHY_STREAM => {
+                            failures = 0;
+                            tracing::debug!(server = %self.server_name, "the GET stream ended; reconnecting");
+                        }
+                        None => failures += 1,
                     }
-                    tracing::debug!(server = %self.server_name, "the GET stream ended; reconnecting");
                 }
                 Ok(response)
                     if response.status() == StatusCode::METHOD_NOT_ALLOWED
@@ -448,12 +454,51 @@ impl Shared {
                 }
                 Err(_) => failures += 1,
             }
-            if failures > 8 {
+            if failures > MAX_LISTEN_FAILURES {
                 tracing::warn!(server = %self.server_name, "giving up on the GET stream after repeated failures");
                 return;
             }
             let pause = Duration::from_millis(250u64 << failures.min(6));
             tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Reads one GET stream to its end and delivers its messages; returns whether it
+    /// delivered any, and the error that ended it, if one did.
+    async fn read_listen_stream(
+        &self,
+        mut response: Response,
+        last_event_id: &mut Option<String>,
+    ) -> (bool, Option<String>) {
+        let mut parser = SseParser::new(SseLimits::for_messages(self.limits.max_message_bytes));
+        let mut events = Vec::new();
+        let mut delivered = false;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return (delivered, None),
+                // A connection that breaks is not the server's hostility; reconnect.
+                Err(_) => return (delivered, None),
+            };
+            let fed = parser.feed(&chunk, &mut events);
+            for event in events.drain(..) {
+                if event.id.is_some() {
+                    last_event_id.clone_from(&event.id);
+                }
+                if !event.data.is_empty() {
+                    delivered = true;
+                    deliver_text(
+                        &self.server_name,
+                        &*self.inbound,
+                        event.data.as_bytes(),
+                        None,
+                    );
+                }
+            }
+            if let Err(error) = fed {
+                return (delivered, Some(error.to_string()));
+            }
+            tokio::task::consume_budget().await;
         }
     }
 }

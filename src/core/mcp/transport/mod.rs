@@ -8,13 +8,16 @@
 //! except that streamable HTTP stops reading a POST's response stream once the response
 //! it was waiting for has arrived.
 //!
-//! Invariants: every read is capped ([`Limits`]); every background task runs on the
+//! Invariants: every read is capped ([`Limits`]) and takes time linear in its bytes
+//! (SSE in [`event_stream`], stdio lines in [`lines`]); every background task runs on the
 //! session's `TaskTracker` and stops when its `CancellationToken` fires; a transport that
 //! dies calls [`Inbound::closed`] exactly once so in-flight requests fail at once instead
 //! of waiting for their timeout.
 
+pub(crate) mod child_output;
 pub(crate) mod event_stream;
 pub(crate) mod http;
+pub(crate) mod lines;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 pub(crate) mod websocket;
@@ -37,6 +40,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn deliver(&self, message: Incoming, origin: Option<u64>);
     /// The connection is gone; everything in flight on it has failed.
     fn closed(&self, reason: &str);
+    /// The response to our request `id` arrived but cannot be read (it is over the
+    /// size cap): that request fails with `reason`.
+    fn reject(&self, id: u64, reason: &str);
 }
 
 /// Size caps of one connection.
@@ -240,30 +246,42 @@ pub(crate) fn mcp_header_value(value: &str) -> String {
 }
 
 /// Parses a received JSON text and hands each message to `inbound`; returns whether the
-/// response with id `awaiting` was among them.
+/// response with id `awaiting` was among them. A text that is not JSON-RPC is logged
+/// and skipped.
 pub(crate) fn deliver_text(
     server_name: &str,
     inbound: &dyn Inbound,
     text: &[u8],
     origin: Option<u64>,
 ) -> bool {
-    match Incoming::parse_all(text) {
-        Ok(messages) => {
-            let mut answered = false;
-            for message in messages {
-                if let (Some(awaiting), Incoming::Response { id, .. }) = (origin, &message) {
-                    answered |= super::protocol::our_id(id) == Some(awaiting);
-                }
-                inbound.deliver(message, origin);
-            }
-            answered
-        }
+    match try_deliver_text(inbound, text, origin) {
+        Ok(answered) => answered,
         Err(error) => {
-            let preview: String = String::from_utf8_lossy(&text[..text.len().min(120)]).into();
+            let preview: String = String::from_utf8_lossy(text.get(..120).unwrap_or(text)).into();
             tracing::warn!(server = %server_name, %error, preview = %preview, "ignored a message that is not JSON-RPC");
             false
         }
     }
+}
+
+/// [`deliver_text`] without the log line: the caller logs (under its own rate limit).
+///
+/// # Errors
+/// Why the text is not JSON-RPC; nothing was delivered.
+pub(crate) fn try_deliver_text(
+    inbound: &dyn Inbound,
+    text: &[u8],
+    origin: Option<u64>,
+) -> Result<bool, String> {
+    let messages = Incoming::parse_all(text)?;
+    let mut answered = false;
+    for message in messages {
+        if let (Some(awaiting), Incoming::Response { id, .. }) = (origin, &message) {
+            answered |= super::protocol::our_id(id) == Some(awaiting);
+        }
+        inbound.deliver(message, origin);
+    }
+    Ok(answered)
 }
 
 #[cfg(test)]

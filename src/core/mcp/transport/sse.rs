@@ -5,7 +5,9 @@
 //! Owns the stream and the endpoint. When the stream drops, [`Inbound::closed`] fails
 //! what is in flight and the session layer opens a new connection (a new stream, a new
 //! endpoint, a new `initialize`) on the next request. The endpoint must be on the same
-//! origin as the SSE URL, so a hostile stream cannot make us post elsewhere.
+//! origin as the SSE URL, so a hostile stream cannot make us post elsewhere. A line or
+//! an event over the caps of [`SseLimits`] ends the stream with that error, which every
+//! call in flight on it receives.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
-use super::event_stream::{SseEvent, SseParser};
+use super::event_stream::{SseEvent, SseLimits, SseParser};
 use super::{
     deliver_text, http_send_error, transport_error, ConnectParams, Inbound, Outgoing, SendError,
 };
@@ -74,7 +76,7 @@ impl SseConnection {
                 _ => break response,
             }
         };
-        let mut parser = SseParser::new(params.limits.max_message_bytes);
+        let mut parser = SseParser::new(SseLimits::for_messages(params.limits.max_message_bytes));
         let mut early: Vec<SseEvent> = Vec::new();
         let endpoint = tokio::time::timeout(ENDPOINT_WAIT, async {
             loop {
@@ -89,9 +91,11 @@ impl SseConnection {
                             false,
                         )
                     })?;
-                let events = parser
-                    .feed(&chunk)
-                    .map_err(|m| transport_error(&server_name, m, false))?;
+                let mut events = Vec::new();
+                parser
+                    .feed(&chunk, &mut events)
+                    .map_err(|e| transport_error(&server_name, e.to_string(), false))?;
+                tokio::task::consume_budget().await;
                 let mut found = None;
                 for event in events {
                     if found.is_none() && event.event == "endpoint" {
@@ -206,18 +210,22 @@ async fn read_stream(
     mut parser: SseParser,
     inbound: &dyn Inbound,
 ) -> String {
+    let mut events = Vec::new();
     loop {
         match response.chunk().await {
-            Ok(Some(chunk)) => match parser.feed(&chunk) {
-                Ok(events) => {
-                    for event in &events {
-                        deliver_event(server_name, inbound, event);
-                    }
+            Ok(Some(chunk)) => {
+                let fed = parser.feed(&chunk, &mut events);
+                for event in events.drain(..) {
+                    deliver_event(server_name, inbound, &event);
                 }
-                Err(message) => return message,
-            },
+                if let Err(error) = fed {
+                    return error.to_string();
+                }
+            }
             Ok(None) => return "the server closed the SSE stream".to_string(),
             Err(error) => return crate::core::mcp::auth::without_url(&error),
         }
+        // A server that sends without pause must not keep this worker thread.
+        tokio::task::consume_budget().await;
     }
 }

@@ -2,25 +2,31 @@
 //! and stdout.
 //!
 //! Owns the process. The command line's form and the child's environment are documented
-//! in [`crate::core::mcp::config`]. Stdout carries only protocol: a line that is not
-//! JSON-RPC is logged and skipped; stderr is forwarded line by line to our log. A
+//! in [`crate::core::mcp::config`]. Stdout carries only protocol; stderr goes to our
+//! log; both are read by [`super::child_output`], which logs and skips what it cannot
+//! read (a line over the cap, not UTF-8, not JSON-RPC) and always drains the pipes. A
 //! supervisor task owns the `Child`: when the process exits it reports the exit status
 //! through [`Inbound::closed`] (failing in-flight calls at once) and reaps it; on close
-//! it runs the shutdown sequence — close stdin, wait, SIGTERM, wait, SIGKILL, reap — so
-//! no zombie is left. Restarting after a crash (with backoff) is the session layer's job.
+//! — or when the connection is dropped, as when a handshake runs out of time — it runs
+//! the shutdown sequence (close stdin, wait, SIGTERM, wait, SIGKILL, reap), so neither a
+//! process nor a zombie is left. A write that a child never reads ends with the
+//! connection too: the writer waits on the pipe and on cancellation at once. Restarting
+//! after a crash (with backoff) is the session layer's job.
+//!
+//! [`Inbound::closed`]: super::Inbound::closed
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::{deliver_text, transport_error, ConnectParams, Outgoing, SendError};
+use super::child_output::{read_stderr, read_stdout};
+use super::{transport_error, ConnectParams, Outgoing, SendError};
 use crate::core::mcp::error::McpError;
+use crate::core::mcp::limits::UPSTREAM_OUTBOX_MESSAGES;
 
 /// Variables the child inherits from the gateway, where set.
 const INHERITED_ENV: &[&str] = &[
@@ -37,10 +43,8 @@ const INHERITED_ENV: &[&str] = &[
 ];
 /// How long each step of the shutdown sequence waits for the process to exit.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
-/// Lines waiting to be written before senders wait.
-const OUTBOX: usize = 256;
-/// The longest stderr line we log.
-const MAX_STDERR_LINE: usize = 8 * 1024;
+/// How long stderr is still read after the child was reaped.
+const STDERR_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// A parsed stdio command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,51 +145,27 @@ impl StdioConnection {
         };
         tracing::info!(server = %server_name, program = %command.program, pid = ?child.id(), "started stdio server");
         let cancel = params.cancel.clone();
-        let (outbox, lines) = mpsc::channel::<Vec<u8>>(OUTBOX);
+        let (outbox, lines) = mpsc::channel::<Vec<u8>>(UPSTREAM_OUTBOX_MESSAGES);
         let writer = params
             .tasks
             .spawn(write_lines(stdin, lines, cancel.clone()));
 
-        let inbound = params.inbound.clone();
-        let name = server_name.clone();
-        let max = params.limits.max_message_bytes;
-        let reader_cancel = cancel.clone();
-        let reader = params.tasks.spawn(async move {
-            let mut frames = FramedRead::new(stdout, LinesCodec::new_with_max_length(max));
-            loop {
-                let frame = tokio::select! {
-                    () = reader_cancel.cancelled() => return,
-                    frame = frames.next() => frame,
-                };
-                match frame {
-                    Some(Ok(line)) if line.trim().is_empty() => {}
-                    Some(Ok(line)) => {
-                        deliver_text(&name, &*inbound, line.as_bytes(), None);
-                    }
-                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                        tracing::warn!(server = %name, max, "skipped a stdout line longer than the cap");
-                    }
-                    Some(Err(LinesCodecError::Io(error))) => {
-                        tracing::warn!(server = %name, %error, "reading stdout failed");
-                        return;
-                    }
-                    None => return,
-                }
-            }
-        });
-
-        let name = server_name.clone();
-        params.tasks.spawn(async move {
-            let mut lines =
-                FramedRead::new(stderr, LinesCodec::new_with_max_length(MAX_STDERR_LINE));
-            while let Some(line) = lines.next().await {
-                match line {
-                    Ok(line) => tracing::info!(server = %name, stream = "stderr", "{line}"),
-                    Err(LinesCodecError::MaxLineLengthExceeded) => {}
-                    Err(LinesCodecError::Io(_)) => return,
-                }
-            }
-        });
+        let reader = params.tasks.spawn(read_stdout(
+            server_name.clone(),
+            stdout,
+            params.inbound.clone(),
+            params.limits.max_message_bytes,
+            cancel.clone(),
+        ));
+        // Stderr is read until the child is reaped, not just until cancellation: the
+        // child may still be writing while it shuts down, and must not block on a full
+        // pipe. (A grandchild that keeps the pipe open does not keep the task.)
+        let stderr_stop = CancellationToken::new();
+        let stderr_reader = params.tasks.spawn(read_stderr(
+            server_name.clone(),
+            stderr,
+            stderr_stop.clone(),
+        ));
 
         let inbound = params.inbound.clone();
         let name = server_name.clone();
@@ -208,6 +188,10 @@ impl StdioConnection {
                     shut_down(&name, &mut child).await;
                     inbound.closed("the stdio server was stopped");
                 }
+            }
+            // The child is reaped: let stderr deliver its last lines, then stop reading.
+            if tokio::time::timeout(STDERR_AFTER_EXIT, stderr_reader).await.is_err() {
+                stderr_stop.cancel();
             }
         });
         Ok(StdioConnection {
@@ -247,6 +231,14 @@ impl StdioConnection {
     }
 }
 
+impl Drop for StdioConnection {
+    /// A connection dropped without [`StdioConnection::close`] (its handshake ran out of
+    /// time, say) still stops its process: the supervisor runs the shutdown sequence.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 async fn write_lines(
     mut stdin: ChildStdin,
     mut lines: mpsc::Receiver<Vec<u8>>,
@@ -258,12 +250,21 @@ async fn write_lines(
             line = lines.recv() => line,
         };
         let Some(line) = line else { break };
-        if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+        // A child that never reads would block this write forever: cancellation ends it.
+        let written = tokio::select! {
+            () = cancel.cancelled() => break,
+            written = async {
+                stdin.write_all(&line).await?;
+                stdin.flush().await
+            } => written,
+        };
+        if written.is_err() {
             break;
         }
     }
-    // Dropping stdin closes it: the first step of a graceful shutdown.
-    let _ = stdin.shutdown().await;
+    // Dropping stdin closes it: the first step of a graceful shutdown. (No `shutdown`
+    // call: on a pipe it only flushes, and a deaf child would block that too.)
+    drop(stdin);
 }
 
 /// Stdin is already closed; wait, then SIGTERM, wait, then SIGKILL, and reap.

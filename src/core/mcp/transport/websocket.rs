@@ -19,9 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{deliver_text, transport_error, ConnectParams, Inbound, Outgoing, SendError};
 use crate::core::mcp::error::McpError;
-
-/// Frames waiting to be written before senders wait.
-const OUTBOX: usize = 256;
+use crate::core::mcp::limits::UPSTREAM_OUTBOX_MESSAGES;
 
 /// A WebSocket connection.
 pub(crate) struct WebSocketConnection {
@@ -101,7 +99,7 @@ impl WebSocketConnection {
             }
         };
         let (mut sink, mut source) = stream.split();
-        let (outbox, mut pending) = mpsc::channel::<Message>(OUTBOX);
+        let (outbox, mut pending) = mpsc::channel::<Message>(UPSTREAM_OUTBOX_MESSAGES);
         let cancel = params.cancel.clone();
         let writer_cancel = cancel.clone();
         params.tasks.spawn(async move {
