@@ -103,7 +103,8 @@ oauth:
             .header("Accept", "application/json, text/event-stream")
             .header("MCP-Protocol-Version", "2026-07-28")
             .header("Mcp-Method", method);
-        if let Some(name) = params.get("name").and_then(Value::as_str) {
+        let name = params.get("name").or_else(|| params.get("uri"));
+        if let Some(name) = name.and_then(Value::as_str) {
             request = request.header("Mcp-Name", name);
         }
         if let Some(credential) = credential {
@@ -751,6 +752,51 @@ async fn token_exchange_calls_an_upstream_on_behalf_of_the_signed_in_user() {
         stats["token_exchanges"], 1,
         "the exchanged token is reused: {stats}"
     );
+    // Reads, prompts and completions for a caller carry the caller's exchanged token too,
+    // never the gateway's own credentials.
+    let (_, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some(&alice),
+            "resources/read",
+            json!({"uri": "mcpgw://crm/whoami://me"}),
+        )
+        .await;
+    let text = body["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let seen: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(seen["sub"], "alice", "{seen}");
+    assert_eq!(seen["act"], json!({"sub": "gateway"}), "{seen}");
+    let (_, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some(&alice),
+            "prompts/get",
+            json!({"name": "crm__whoami"}),
+        )
+        .await;
+    let text = body["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let seen: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(seen["sub"], "alice", "{seen}");
+    // An API key reads nothing there either.
+    let (_, _, body) = gw
+        .rpc(
+            "/mcp",
+            Some("sk-ci"),
+            "resources/read",
+            json!({"uri": "mcpgw://crm/whoami://me"}),
+        )
+        .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("acts on behalf of signed-in users"),
+        "{body}"
+    );
 
     let bob = mint(&idp, "valid", &mcp, json!({"sub": "bob"})).await;
     let (_, _, body) = gw
@@ -938,4 +984,82 @@ async fn tokens_of_each_configured_provider_are_accepted_with_their_own_claims()
         message.contains("does not publish") || message.contains("signature"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_sse_session_acts_with_each_posts_own_token() {
+    let idp = start_provider(&[]);
+    let gw = Gateway::start(&idp, "").await;
+    let sse = gw.url("/sse");
+    // The stream is opened with a token that expires in 2 s.
+    let opening = mint(&idp, "valid", &sse, json!({"exp_in": 2})).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(&sse)
+        .bearer_auth(&opening)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    async fn next_data(
+        stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+        buffer: &mut String,
+    ) -> String {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                return event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                    .collect::<String>();
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream is open")
+                .unwrap();
+            buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+    let endpoint = next_data(&mut stream, &mut buffer).await;
+    assert!(endpoint.starts_with("/messages?sessionId="), "{endpoint}");
+    // After it expired, a POST with a fresh token of the same user is served: the session
+    // acts with the POST's own credential.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fresh = mint(&idp, "valid", &sse, json!({})).await;
+    let post = |token: String, body: Value| {
+        client
+            .post(gw.url(&endpoint))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let status = post(
+        fresh.clone(),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+    )
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let answer: Value = serde_json::from_str(&next_data(&mut stream, &mut buffer).await).unwrap();
+    assert!(
+        tool_names(&answer).contains(&"fx__echo".to_string()),
+        "{answer}"
+    );
+    // Another user's token does not reach this session.
+    let bob = mint(&idp, "valid", &sse, json!({"sub": "bob"})).await;
+    let status = post(
+        bob,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+    )
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -224,6 +224,50 @@ impl McpHandler {
         self
     }
 
+    /// The credential a request made for the caller to `upstream` carries: for a server
+    /// with token exchange, the caller's token exchanged for the server's (an error when
+    /// there is none to exchange); otherwise `None`, the server's configured credentials.
+    async fn credential_for(
+        &self,
+        ctx: &RequestContext<'_>,
+        upstream: &McpServer,
+    ) -> Result<Option<crate::core::mcp::Secret>, ClientError> {
+        let Some(exchanger) = self.exchanges.get(upstream.name()) else {
+            return Ok(None);
+        };
+        exchanger
+            .token_for(ctx.identity)
+            .await
+            .map(Some)
+            .map_err(|message| {
+                ClientError::from(McpError::AuthenticationError {
+                    server_name: upstream.name().to_string(),
+                    message,
+                })
+            })
+    }
+
+    /// After a request with an exchanged token: the upstream refused the token, so it is
+    /// forgotten and the next request exchanges again.
+    fn after_exchanged<T>(
+        &self,
+        identity: &Identity,
+        upstream: &McpServer,
+        exchanged: bool,
+        outcome: &Result<T, McpError>,
+    ) {
+        if exchanged && matches!(outcome, Err(McpError::AuthenticationError { .. })) {
+            if let Some(exchanger) = self.exchanges.get(upstream.name()) {
+                exchanger.forget(identity);
+            }
+        }
+    }
+
+    /// Whether `upstream`'s requests act on behalf of each caller (token exchange).
+    fn acts_for_callers(&self, upstream: &McpServer) -> bool {
+        self.exchanges.contains_key(upstream.name())
+    }
+
     /// The gateway.
     pub fn gateway(&self) -> &McpGateway {
         &self.gateway
@@ -457,17 +501,7 @@ impl McpHandler {
                     .collect::<Map<String, Value>>()
             })
             .filter(|m| !m.is_empty());
-        let credential = match self.exchanges.get(upstream.name()) {
-            None => None,
-            Some(exchanger) => {
-                Some(exchanger.token_for(ctx.identity).await.map_err(|message| {
-                    ClientError::from(McpError::AuthenticationError {
-                        server_name: upstream.name().to_string(),
-                        message,
-                    })
-                })?)
-            }
-        };
+        let credential = self.credential_for(&ctx, &upstream).await?;
         let options = CallOptions {
             progress: ctx.progress,
             timeout: None,
@@ -478,11 +512,7 @@ impl McpHandler {
         };
         let exchanged = options.credential.is_some();
         let outcome = upstream.call_tool_with(tool, arguments, options).await;
-        if exchanged && matches!(outcome, Err(McpError::AuthenticationError { .. })) {
-            if let Some(exchanger) = self.exchanges.get(upstream.name()) {
-                exchanger.forget(ctx.identity);
-            }
-        }
+        self.after_exchanged(ctx.identity, &upstream, exchanged, &outcome);
         match outcome {
             Ok(result) => Ok(result.into_value()),
             Err(McpError::ToolNotFound { .. }) => Err(ClientError::unknown_tool(name)),
@@ -553,7 +583,13 @@ impl McpHandler {
             return Err(not_found());
         }
         params["uri"] = Value::from(original.as_str());
-        let mut result = match upstream.request("resources/read", Some(params)).await {
+        let credential = self.credential_for(ctx, &upstream).await?;
+        let exchanged = credential.is_some();
+        let outcome = upstream
+            .request_as("resources/read", Some(params), credential)
+            .await;
+        self.after_exchanged(ctx.identity, &upstream, exchanged, &outcome);
+        let mut result = match outcome {
             Ok(result) => result,
             Err(McpError::Rpc { code, .. })
                 if !self
@@ -680,6 +716,17 @@ impl McpHandler {
             };
             if !known {
                 return Err(not_found());
+            }
+            // A subscription is shared upstream by every client of the resource, so it
+            // cannot be made on one caller's behalf.
+            if self.acts_for_callers(&upstream) {
+                return Err(ClientError::new(
+                    METHOD_NOT_FOUND,
+                    format!(
+                        "resources/subscribe: server '{server}' acts on behalf of each caller \
+                         (token exchange), and upstream subscriptions are shared"
+                    ),
+                ));
             }
         } else if !visible {
             return Ok((server, original));
@@ -828,9 +875,13 @@ impl McpHandler {
             return Err(unknown());
         }
         params["ref"][key] = Value::from(original);
-        Ok(upstream
-            .request("completion/complete", Some(params))
-            .await?)
+        let credential = self.credential_for(ctx, &upstream).await?;
+        let exchanged = credential.is_some();
+        let outcome = upstream
+            .request_as("completion/complete", Some(params), credential)
+            .await;
+        self.after_exchanged(ctx.identity, &upstream, exchanged, &outcome);
+        Ok(outcome?)
     }
 
     async fn get_prompt(&self, ctx: &RequestContext<'_>, mut params: Value) -> Outcome {
@@ -849,7 +900,13 @@ impl McpHandler {
             return Err(unknown());
         }
         params["name"] = Value::from(prompt.as_str());
-        match upstream.request("prompts/get", Some(params)).await {
+        let credential = self.credential_for(ctx, &upstream).await?;
+        let exchanged = credential.is_some();
+        let outcome = upstream
+            .request_as("prompts/get", Some(params), credential)
+            .await;
+        self.after_exchanged(ctx.identity, &upstream, exchanged, &outcome);
+        match outcome {
             Ok(result) => Ok(result),
             // The upstream refused: for a prompt it does not list, the gateway answers as
             // it does for a hidden one.

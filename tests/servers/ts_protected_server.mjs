@@ -31,7 +31,8 @@
 //   GET /.well-known/oauth-authorization-server     the issuer's metadata, mirrored (the SDK router does that)
 //
 // Tools: `whoami` -> text JSON {"sub","aud","act","scope","client_id","team","org","iss"} of the
-// verified token; `echo {text}` -> the text.
+// verified token; `echo {text}` -> the text. The same JSON as the resource `whoami://me` and
+// the prompt `whoami`.
 
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -121,9 +122,9 @@ const jwks = jose.createRemoteJWKSet(new URL(asMetadata.jwks_uri), { cooldownDur
 // ---- the MCP server -------------------------------------------------------------------------------
 function newMcpServer() {
     const server = new McpServer({ name: 'ts-protected-server', version: '1.0.0' });
-    server.registerTool('whoami', { description: 'The claims of the verified access token.' }, async (extra) => {
+    const whoOf = (extra) => {
         const c = extra.authInfo?.extra?.claims ?? {};
-        const who = {
+        return JSON.stringify({
             sub: c.sub ?? null,
             aud: c.aud ?? null,
             act: c.act ?? null,
@@ -132,9 +133,19 @@ function newMcpServer() {
             team: c.team ?? null,
             org: c.org ?? null,
             iss: c.iss ?? null,
-        };
-        return { content: [{ type: 'text', text: JSON.stringify(who) }] };
-    });
+        });
+    };
+    server.registerTool('whoami', { description: 'The claims of the verified access token.' }, async (extra) => ({
+        content: [{ type: 'text', text: whoOf(extra) }],
+    }));
+    // The same claims as a resource and as a prompt, so a test can tell whose token
+    // each kind of request carried.
+    server.registerResource('whoami', 'whoami://me', { mimeType: 'application/json' }, async (uri, extra) => ({
+        contents: [{ uri: uri.href, mimeType: 'application/json', text: whoOf(extra) }],
+    }));
+    server.registerPrompt('whoami', { description: 'The claims of the verified access token.' }, async (extra) => ({
+        messages: [{ role: 'user', content: { type: 'text', text: whoOf(extra) } }],
+    }));
     server.registerTool(
         'echo',
         { description: 'Echo the text back.', inputSchema: { text: z.string() } },

@@ -359,7 +359,9 @@ impl McpServer {
             } else {
                 protocol::METHOD_PING
             };
-            self.request_until(method, None, deadline).await.map(|_| ())
+            self.request_until(method, None, deadline, None)
+                .await
+                .map(|_| ())
         })
         .await
     }
@@ -639,8 +641,22 @@ impl McpServer {
     /// # Errors
     /// [`McpError::Rpc`] for a JSON-RPC error, or the transport's error.
     pub async fn request(&self, method: &str, params: Option<Value>) -> McpResult<Value> {
+        self.request_as(method, params, None).await
+    }
+
+    /// [`McpServer::request`] with `credential` in place of the server's configured one
+    /// for this request only (see [`CallOptions::credential`]).
+    ///
+    /// # Errors
+    /// As [`McpServer::request`].
+    pub async fn request_as(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        credential: Option<Secret>,
+    ) -> McpResult<Value> {
         self.ensure_enabled()?;
-        self.request_until(method, params, self.deadline(None))
+        self.request_until(method, params, self.deadline(None), credential)
             .await
     }
 
@@ -649,6 +665,7 @@ impl McpServer {
         method: &str,
         params: Option<Value>,
         deadline: Instant,
+        credential: Option<Secret>,
     ) -> McpResult<Value> {
         let name: Option<String> = params
             .as_ref()
@@ -662,7 +679,7 @@ impl McpServer {
             listener: None,
             idempotent: method != protocol::METHOD_TOOLS_CALL,
             param_headers: Vec::new(),
-            credential: None,
+            credential,
         };
         self.request_inner(method, params, extras, deadline).await
     }
