@@ -5,7 +5,11 @@
 //! ones. At the end, once idle sessions have been reaped, the gateway's file descriptors,
 //! background tasks and resident memory must be back within a stated margin of where
 //! they were after the warm-up, every healthy call must have been answered correctly,
-//! `/health` must have answered throughout, and the log must hold no panic.
+//! `/health` must have answered throughout, and the log must hold no panic. Hostile
+//! upstreams run beside the healthy ones (`mcp-fixture --hostile`): one whose reply
+//! streams never end a line, one that never reads its stdin, one that floods its stderr,
+//! one whose tool list has no end; calls to them must fail within their bounds while the
+//! healthy servers keep answering.
 //!
 //! CI runs it for `SOAK_SECS` (default 60); `SOAK_SECS=600 cargo test --release --test
 //! soak -- --nocapture` is the longer run.
@@ -43,6 +47,8 @@ struct Tally {
     failed: AtomicU64,
     /// Calls to the dead upstream that got their error.
     dead_refused: AtomicU64,
+    /// Calls to hostile upstreams that failed within their bound, as they should.
+    hostile_refused: AtomicU64,
     /// Clients that vanished mid-call.
     vanished: AtomicU64,
     /// Sessions abandoned without a DELETE.
@@ -80,7 +86,7 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    fn start(upstream: &ServerProcess) -> Gateway {
+    fn start(upstream: &ServerProcess, hostile: &ServerProcess) -> Gateway {
         let dir = std::env::temp_dir().join(format!("litellm-mcp-soak-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("gateway.yaml");
@@ -94,12 +100,17 @@ servers:
   - {{name: ok, url: "http://127.0.0.1:{port}/mcp"}}
   - {{name: kid, command: "{fixture}", args: [--stdio]}}
   - {{name: dead, url: "http://127.0.0.1:{dead}/mcp", timeout_ms: 1000}}
+  - {{name: hx, url: "http://127.0.0.1:{hostile}/mcp", timeout_ms: 3000}}
+  - {{name: hs, command: "{fixture}", args: [--hostile, stdio]}}
+  - {{name: deaf, command: "{fixture}", args: [--hostile, stdio-deaf], timeout_ms: 1000}}
+  - {{name: bomb, command: "{fixture}", args: [--hostile, stdio-tool-bomb, --pages, "3", --page-tools, "5000"]}}
 api_keys:
   - {{name: soak, key: {KEY}}}
 "#,
                 port = upstream.port,
                 fixture = fixture_binary().display(),
                 dead = closed_port(),
+                hostile = hostile.port,
             ),
         )
         .unwrap();
@@ -489,11 +500,63 @@ async fn rest(client: &reqwest::Client, gw: &Gateway, n: u64, tally: &Tally) {
     }
 }
 
+/// Calls to hostile upstreams fail within their bounds; one that merely floods its
+/// stderr still answers; the aggregated list still names the healthy servers' tools.
+async fn hostile(client: &reqwest::Client, gw: &Gateway, n: u64, tally: &Tally) {
+    let call = |name: &str, arguments: Value| {
+        client
+            .post(gw.url("/v1/mcp/tools/call"))
+            .bearer_auth(KEY)
+            .timeout(Duration::from_secs(15))
+            .json(&json!({"name": name, "arguments": arguments}))
+            .send()
+    };
+    for (name, arguments) in [
+        ("hx__attack", json!({})),
+        ("deaf__echo", json!({"text": "x"})),
+    ] {
+        let started = Instant::now();
+        let result = call(name, arguments).await;
+        let failed = match &result {
+            Ok(r) => !r.status().is_success(),
+            Err(_) => false,
+        };
+        if failed && started.elapsed() < Duration::from_secs(6) {
+            tally.hostile_refused.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tally.fail(format!(
+                "{name}: {:?} after {:?}",
+                result.map(|r| r.status()),
+                started.elapsed()
+            ));
+        }
+    }
+    let flood = call(
+        "hs__stderr_flood",
+        json!({"bytes": 200_000, "line_bytes": 100}),
+    )
+    .await;
+    match flood {
+        Ok(r) if r.status().is_success() => tally.ok(),
+        other => tally.fail(format!("hs__stderr_flood: {:?}", other.map(|r| r.status()))),
+    }
+    let list = stateless(client, &gw.url("/mcp"), "tools/list", json!({})).await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    if names.contains(&"ok__echo") && names.contains(&"kid__echo") {
+        tally.ok();
+    } else {
+        tally.fail(format!("aggregated tools/list {n}: {list}"));
+    }
+}
+
 /// Runs every kind of client, `per_kind` at once, until `until`.
 async fn traffic(gw: Arc<Gateway>, tally: Arc<Tally>, until: Instant, per_kind: u64) {
     let client = reqwest::Client::new();
     let mut workers = Vec::new();
-    for kind in 0..5u64 {
+    for kind in 0..6u64 {
         for w in 0..per_kind {
             let (gw, tally, client) = (gw.clone(), tally.clone(), client.clone());
             workers.push(tokio::spawn(async move {
@@ -518,7 +581,9 @@ async fn traffic(gw: Arc<Gateway>, tally: Arc<Tally>, until: Instant, per_kind: 
                         }
                         2 => websocket(&gw, n, &tally).await,
                         3 => sse(&client, &gw, n, &tally).await,
-                        _ => rest(&client, &gw, n, &tally).await,
+                        4 => rest(&client, &gw, n, &tally).await,
+                        _ if w == 0 => hostile(&client, &gw, n, &tally).await,
+                        _ => return,
                     }
                     n += per_kind;
                 }
@@ -537,7 +602,8 @@ async fn mixed_traffic_with_vanishing_clients_leaves_nothing_behind() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let upstream = ServerProcess::fixture(&[]);
-    let gw = Arc::new(Gateway::start(&upstream));
+    let hostile = ServerProcess::fixture(&["--hostile", "http"]);
+    let gw = Arc::new(Gateway::start(&upstream, &hostile));
     let tally = Arc::new(Tally::default());
 
     // Warm-up: the same traffic briefly, so pools and caches hold what they will hold.
@@ -586,10 +652,11 @@ async fn mixed_traffic_with_vanishing_clients_leaves_nothing_behind() {
     let (fds_after, rss_after, tasks_after) = (gw.fds(), gw.rss_kib(), gw.tasks().await);
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
-        "after {secs} s: {} healthy calls answered, {} failed, {} dead-upstream refusals, {} vanished, {} abandoned; {fds_after} fds, {rss_after} KiB, tasks {tasks_after:?}, sessions open {:?}",
+        "after {secs} s: {} healthy calls answered, {} failed, {} dead-upstream refusals, {} hostile-upstream refusals, {} vanished, {} abandoned; {fds_after} fds, {rss_after} KiB, tasks {tasks_after:?}, sessions open {:?}",
         count(&tally.answered),
         count(&tally.failed),
         count(&tally.dead_refused),
+        count(&tally.hostile_refused),
         count(&tally.vanished),
         count(&tally.abandoned),
         gw.sessions_open().await,

@@ -256,7 +256,13 @@ impl DownstreamSession {
         rank >= self.log_level.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How long the session has been idle: zero while a request of it is in flight (a
+    /// call longer than the idle timeout must not see its session reaped under it).
     fn idle_for(&self) -> Duration {
+        let busy = self.in_flight.lock().map(|f| !f.is_empty()).unwrap_or(false);
+        if busy {
+            return Duration::ZERO;
+        }
         self.last_seen
             .lock()
             .map(|seen| seen.elapsed())
@@ -496,6 +502,25 @@ mod tests {
                 .unwrap_err(),
             SessionError::TooMany
         );
+    }
+
+    #[test]
+    fn a_session_with_a_request_in_flight_is_not_reaped() {
+        let store = SessionStore::new(2, Duration::from_millis(1));
+        let busy = store
+            .create(None, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
+        let idle = store
+            .create(None, NOWHERE, Scope::All, "2025-11-25")
+            .unwrap();
+        let call = busy.begin(&serde_json::json!(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let reaped: Vec<String> = store.reap().iter().map(|s| s.id.clone()).collect();
+        assert_eq!(reaped, [idle.id.clone()]);
+        assert!(!call.token().is_cancelled());
+        drop(call);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(store.reap().len(), 1, "idle again once the call ended");
     }
 
     #[test]
