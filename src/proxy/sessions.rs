@@ -516,7 +516,7 @@ mod tests {
         let call = busy.begin(&serde_json::json!(1)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         let reaped: Vec<String> = store.reap().iter().map(|s| s.id.clone()).collect();
-        assert_eq!(reaped, [idle.id.clone()]);
+        assert_eq!(reaped, std::slice::from_ref(&idle.id));
         assert!(!call.token().is_cancelled());
         drop(call);
         std::thread::sleep(Duration::from_millis(5));
