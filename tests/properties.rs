@@ -60,6 +60,30 @@ proptest! {
     #[test]
     fn the_envelope_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = Incoming::parse_all(&bytes);
+        let _ = Incoming::parse_from_client(&bytes);
+    }
+
+    #[test]
+    fn the_strict_client_parser_takes_any_json_and_refuses_with_a_jsonrpc_error(value in json_value()) {
+        let text = value.to_string();
+        let strict = Incoming::parse_from_client(text.as_bytes());
+        let _ = Incoming::from_client_value(value);
+        if let Err(refusal) = strict {
+            // Whatever was refused is answered with a JSON-RPC error object.
+            let answer = refusal.to_response();
+            prop_assert_eq!(&answer["jsonrpc"], "2.0");
+            prop_assert!(answer["error"]["code"].as_i64().is_some(), "{}", answer);
+        }
+    }
+
+    #[test]
+    fn ids_of_any_size_come_back_exactly(digits in "-?[1-9][0-9]{0,40}") {
+        let text = format!(r#"{{"jsonrpc":"2.0","id":{digits},"method":"ping"}}"#);
+        let Incoming::Request { id, .. } = Incoming::parse_from_client(text.as_bytes()).unwrap() else {
+            panic!("a request")
+        };
+        let answer = litellm_rs::core::mcp::protocol::encode(&json!({"jsonrpc": "2.0", "id": id, "result": {}}));
+        prop_assert!(answer.contains(&format!(r#""id":{digits}"#)), "{}", answer);
     }
 
     #[test]

@@ -259,7 +259,11 @@ impl DownstreamSession {
     /// How long the session has been idle: zero while a request of it is in flight (a
     /// call longer than the idle timeout must not see its session reaped under it).
     fn idle_for(&self) -> Duration {
-        let busy = self.in_flight.lock().map(|f| !f.is_empty()).unwrap_or(false);
+        let busy = self
+            .in_flight
+            .lock()
+            .map(|f| !f.is_empty())
+            .unwrap_or(false);
         if busy {
             return Duration::ZERO;
         }
