@@ -150,7 +150,9 @@ pub(crate) async fn admit(
         Ok(identity) => identity,
         Err(failure) => {
             state.metrics().record_auth(&failure);
-            state.metrics().record_request("http", "-", "unauthorized");
+            state
+                .metrics()
+                .record_request(metrics_face(face), "-", "unauthorized");
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 Value::Null,
@@ -164,7 +166,7 @@ pub(crate) async fn admit(
         }
     };
     state.metrics().record_identity(&identity);
-    if let Some(refusal) = scope_refusal(state, &identity, &path, PermissionLevel::Read) {
+    if let Some(refusal) = scope_refusal(state, face, &identity, &path, PermissionLevel::Read) {
         return Err(refusal);
     }
     let scope = match server {
@@ -198,16 +200,27 @@ pub(crate) fn endpoint_path(face: &str, server: Option<&str>) -> String {
     }
 }
 
+/// The metrics label of the face whose endpoint path starts with `face`.
+fn metrics_face(face: &str) -> &str {
+    match face {
+        "mcp" => "http",
+        other => other,
+    }
+}
+
 /// The 403 `insufficient_scope` answer when the caller's token scopes do not reach
 /// `needed` (RFC 6750 §3.1; the client may ask for more and retry).
 pub(crate) fn scope_refusal(
     state: &AppState,
+    face: &str,
     identity: &Identity,
     path: &str,
     needed: PermissionLevel,
 ) -> Option<Response> {
     let (challenge, message) = state.auth().scope_shortfall(identity, path, needed)?;
-    state.metrics().record_request("http", "-", "denied");
+    state
+        .metrics()
+        .record_request(metrics_face(face), "-", "denied");
     let mut response = error_response(StatusCode::FORBIDDEN, Value::Null, -32001, &message);
     response.headers_mut().insert("www-authenticate", challenge);
     Some(response)
@@ -384,7 +397,7 @@ async fn handle_post(
         Incoming::Request { id, method, params } => {
             if method == protocol::METHOD_TOOLS_CALL {
                 if let Some(refusal) =
-                    scope_refusal(&state, &identity, &path, PermissionLevel::Execute)
+                    scope_refusal(&state, "mcp", &identity, &path, PermissionLevel::Execute)
                 {
                     return refusal;
                 }

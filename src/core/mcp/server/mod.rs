@@ -444,6 +444,7 @@ impl McpServer {
         arguments: Value,
         options: CallOptions,
     ) -> McpResult<ToolResult> {
+        self.check_credential_fits(options.credential.as_ref())?;
         let deadline = self.deadline(options.timeout);
         // One deadline over everything the call waits for: the tool list, a handshake
         // other callers started, a full outbox, the answer.
@@ -656,6 +657,7 @@ impl McpServer {
         credential: Option<Secret>,
     ) -> McpResult<Value> {
         self.ensure_enabled()?;
+        self.check_credential_fits(credential.as_ref())?;
         self.request_until(method, params, self.deadline(None), credential)
             .await
     }
@@ -689,6 +691,19 @@ impl McpServer {
         let session = self.inner.session.write().ok().and_then(|mut s| s.take());
         if let Some(session) = session {
             session.close().await;
+        }
+    }
+
+    /// A per-call credential travels only over HTTP and SSE (per-request headers).
+    fn check_credential_fits(&self, credential: Option<&Secret>) -> McpResult<()> {
+        match (credential, self.inner.config.transport) {
+            (Some(_), Transport::WebSocket | Transport::Stdio) => {
+                Err(McpError::AuthenticationError {
+                    server_name: self.name().to_string(),
+                    message: "a per-call credential needs an HTTP or SSE transport".to_string(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
