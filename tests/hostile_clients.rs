@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -79,22 +78,7 @@ impl Gateway {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        let port = line
-            .strip_prefix("LISTENING ")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let port = common::listening_port(child.stdout.take().unwrap(), Duration::from_secs(60));
         Gateway { child, port, dir }
     }
 
@@ -108,19 +92,12 @@ impl Gateway {
 
     /// Open file descriptors of the gateway process.
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
+        common::proc_fds(self.pid())
     }
 
     /// Resident memory of the gateway process, in KiB.
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        common::proc_rss_kib(self.pid())
     }
 
     /// A gauge from `/metrics`.

@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,24 +75,7 @@ impl Gateway {
                 sink.text.extend_from_slice(&buffer[..room]);
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the gateway printed LISTENING");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port = common::listening_port(child.stdout.take().unwrap(), Duration::from_secs(30));
         Gateway {
             pid: child.id(),
             child,
@@ -118,27 +101,15 @@ impl Gateway {
     }
 
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .unwrap()
-            .count()
-    }
-
-    fn status_field(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
+        common::proc_fds(self.pid)
     }
 
     fn rss_mib(&self) -> f64 {
-        self.status_field("VmRSS:") as f64 / 1024.0
+        common::proc_rss_kib(self.pid) as f64 / 1024.0
     }
 
     fn threads(&self) -> u64 {
-        self.status_field("Threads:")
+        common::proc_status_field(self.pid, "Threads:")
     }
 
     fn snapshot(&self) -> Resources {

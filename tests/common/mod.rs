@@ -361,3 +361,47 @@ pub fn run_bounded(
         stderr.join().unwrap_or_default(),
     )
 }
+
+/// Open file descriptors of a process (0 once it is gone).
+pub fn proc_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A numeric field of `/proc/<pid>/status` (`VmRSS:` in KiB, `Threads:`), 0 once the
+/// process is gone.
+pub fn proc_status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process, in KiB.
+pub fn proc_rss_kib(pid: u32) -> u64 {
+    proc_status_field(pid, "VmRSS:")
+}
+
+/// Reads a child's stdout until its first line, which must be `LISTENING <port>`, and
+/// keeps draining the rest so the child never blocks on a full pipe.
+pub fn listening_port(stdout: std::process::ChildStdout, limit: Duration) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(limit)
+        .expect("the process printed its first line");
+    line.trim()
+        .strip_prefix("LISTENING ")
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("expected LISTENING <port>, got {line:?}"))
+}
