@@ -271,6 +271,9 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
+        // Without it, an SSE reply (head, then its events in small writes) waits for the
+        // client's delayed ACK: one call in ten took ~45 ms through a session-era
+        // upstream (docs/benchmarks.md, "The 40 ms stall").
         let _ = stream.set_nodelay(true);
         let server = server.clone();
         match permits.clone().try_acquire_owned() {
