@@ -199,6 +199,16 @@ fn run_oauth_client(python: bool, url: &str, args: &[&str]) -> Value {
     report
 }
 
+/// The client flags of a call of `fx__echo` with `text`.
+fn echo_args(text: &str) -> Vec<String> {
+    vec![
+        "--tool".into(),
+        "fx__echo".into(),
+        "--args".into(),
+        json!({ "text": text }).to_string(),
+    ]
+}
+
 async fn run_client_async(python: bool, url: String, args: Vec<String>) -> Value {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -253,17 +263,7 @@ async fn sdk_clients_sign_in_with_the_provider_and_see_what_their_team_may() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
     // alice (team blue) with the TypeScript SDK; bob (team red) and alice with Python.
-    let ts_alice = run_client_async(
-        false,
-        mcp.clone(),
-        vec![
-            "--tool".into(),
-            "fx__echo".into(),
-            "--args".into(),
-            r#"{"text":"hi"}"#.into(),
-        ],
-    )
-    .await;
+    let ts_alice = run_client_async(false, mcp.clone(), echo_args("hi")).await;
     assert_eq!(ts_alice["error"], Value::Null, "{ts_alice}");
     assert_eq!(ts_alice["registered"], true);
     assert_eq!(ts_alice["resource"], mcp);
@@ -279,17 +279,7 @@ async fn sdk_clients_sign_in_with_the_provider_and_see_what_their_team_may() {
     assert_eq!(ts_alice["result"]["content"][0]["text"], "hi");
 
     idp_post(&idp, "/test/login-as", json!({"sub": "bob"})).await;
-    let py_bob = run_client_async(
-        true,
-        mcp.clone(),
-        vec![
-            "--tool".into(),
-            "fx__echo".into(),
-            "--args".into(),
-            r#"{"text":"hi"}"#.into(),
-        ],
-    )
-    .await;
+    let py_bob = run_client_async(true, mcp.clone(), echo_args("hi")).await;
     // bob may see both servers' tools and call none.
     let names: Vec<&str> = py_bob["tools"]
         .as_array()
@@ -311,17 +301,7 @@ async fn sdk_clients_sign_in_with_the_provider_and_see_what_their_team_may() {
     );
 
     idp_post(&idp, "/test/login-as", json!({"sub": "alice"})).await;
-    let py_alice = run_client_async(
-        true,
-        mcp.clone(),
-        vec![
-            "--tool".into(),
-            "fx__echo".into(),
-            "--args".into(),
-            r#"{"text":"py"}"#.into(),
-        ],
-    )
-    .await;
+    let py_alice = run_client_async(true, mcp.clone(), echo_args("py")).await;
     assert_eq!(py_alice["error"], Value::Null, "{py_alice}");
     assert_eq!(py_alice["result"]["content"][0]["text"], "py");
 
@@ -658,17 +638,7 @@ async fn a_client_that_insists_on_registering_gets_the_pre_registered_client() {
     assert_eq!(mirrored["registration_endpoint"], gw.url("/oauth/register"));
     assert_eq!(mirrored["token_endpoint"], idp.url("/token"));
 
-    let report = run_client_async(
-        false,
-        gw.url("/mcp"),
-        vec![
-            "--tool".into(),
-            "fx__echo".into(),
-            "--args".into(),
-            r#"{"text":"handout"}"#.into(),
-        ],
-    )
-    .await;
+    let report = run_client_async(false, gw.url("/mcp"), echo_args("handout")).await;
     assert_eq!(report["error"], Value::Null, "{report}");
     assert_eq!(report["registered"], true);
     assert_eq!(report["clientId"], "test-client");

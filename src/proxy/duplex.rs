@@ -251,11 +251,23 @@ impl Session {
 
     /// Answers a message that could not be read, with a null id.
     async fn refuse(&mut self, code: i64, message: &str) {
-        self.state.metrics().record_request(self.face, "-", "error");
-        let _ = self
-            .outgoing
-            .send(jsonrpc_error(Value::Null, code, message))
+        self.refuse_request(Value::Null, "-", "error", code, message)
             .await;
+    }
+
+    /// Answers request `id` with an error, counted under `method` and `outcome`.
+    async fn refuse_request(
+        &mut self,
+        id: Value,
+        method: &str,
+        outcome: &str,
+        code: i64,
+        message: &str,
+    ) {
+        self.state
+            .metrics()
+            .record_request(self.face, method, outcome);
+        let _ = self.outgoing.send(jsonrpc_error(id, code, message)).await;
     }
 
     fn notified(&mut self, method: &str, params: &Value) {
@@ -280,18 +292,15 @@ impl Session {
         // A session outlives nothing of its credential: once the token it was opened
         // with has expired, requests are refused until the client reconnects.
         if self.identity.expired() {
-            self.state
-                .metrics()
-                .record_request(self.face, &method, "unauthorized");
-            let _ = self
-                .outgoing
-                .send(jsonrpc_error(
+            return self
+                .refuse_request(
                     id,
+                    &method,
+                    "unauthorized",
                     -32001,
                     "the access token this session was opened with has expired: reconnect with a new one",
-                ))
+                )
                 .await;
-            return;
         }
         if method == "logging/setLevel" {
             let level = params.get("level").and_then(Value::as_str);
@@ -314,32 +323,26 @@ impl Session {
         }
         let key = id.to_string();
         if self.in_flight.contains_key(&key) {
-            self.state
-                .metrics()
-                .record_request(self.face, &method, "error");
-            let _ = self
-                .outgoing
-                .send(jsonrpc_error(
+            return self
+                .refuse_request(
                     id,
+                    &method,
+                    "error",
                     protocol::INVALID_REQUEST,
                     "Invalid Request: a request with this id is still in flight",
-                ))
+                )
                 .await;
-            return;
         }
         if self.in_flight.len() >= MAX_IN_FLIGHT_PER_SESSION {
-            self.state
-                .metrics()
-                .record_request(self.face, &method, "error");
-            let _ = self
-                .outgoing
-                .send(jsonrpc_error(
+            return self
+                .refuse_request(
                     id,
+                    &method,
+                    "error",
                     TOO_MANY_IN_FLIGHT,
                     &too_many_in_flight_message(),
-                ))
+                )
                 .await;
-            return;
         }
         let cancel = CancellationToken::new();
         self.in_flight.insert(key.clone(), cancel.clone());
