@@ -4,7 +4,8 @@
 //! Commands: `serve` (the HTTP service), `stdio` (the gateway as a stdio MCP server, for
 //! desktop clients that launch it), `check` (validate a settings file), `tools` (what the
 //! configured servers offer), `call` (call one tool), `hash-key` (the digest to put in
-//! `api_keys[].key_hash`).
+//! `api_keys[].key_hash`), `conformance-client` (the client the official conformance
+//! suite drives, in `conformance_client.rs`).
 //!
 //! `serve` takes the bounds on client connections from the environment when set
 //! (`LITELLM_MCP_HEADER_TIMEOUT_MS`, `LITELLM_MCP_BODY_TIMEOUT_MS`,
@@ -20,6 +21,8 @@ use litellm_rs::core::mcp::permissions::KeyDigest;
 use litellm_rs::core::mcp::McpGateway;
 use litellm_rs::proxy::{self, AppState};
 use litellm_rs::settings::Settings;
+
+mod conformance_client;
 
 /// mimalloc: glibc's allocator showed as about 12% of the gateway's CPU under load, with
 /// its arena locks contended between worker threads (docs/benchmarks.md).
@@ -85,6 +88,12 @@ enum Command {
     HashKey,
     /// Load-test an MCP endpoint: streamable HTTP, WebSocket or a stdio command.
     Bench(litellm_rs::bench::BenchArgs),
+    /// The client of the official conformance suite's client scenarios (the scenario
+    /// comes from `MCP_CONFORMANCE_SCENARIO`).
+    ConformanceClient {
+        /// The MCP server's URL.
+        url: String,
+    },
 }
 
 /// Logs go to stderr: stdout is protocol (`stdio`), JSON (`tools`, `call`) or the
@@ -146,6 +155,10 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::ConformanceClient { url } => {
+            let _logs = init_logging();
+            conformance_client::run(&url).await?;
+        }
         Command::Bench(args) => {
             litellm_rs::bench::main(args).await?;
         }

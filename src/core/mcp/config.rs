@@ -29,6 +29,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::auth::OAuthConfig;
 use super::error::{McpError, McpResult};
 
 /// The default timeout of a request to an upstream server, in milliseconds.
@@ -162,6 +163,10 @@ pub enum AuthConfig {
         /// server wants one.
         resource: Option<String>,
     },
+    /// OAuth 2.1 as the MCP authorization specification describes: endpoints
+    /// discovered from the server's challenge, registration, the client credentials or
+    /// authorization code grant, refresh and step-up (see [`OAuthConfig`]).
+    OAuth(OAuthConfig),
 }
 
 impl AuthConfig {
@@ -208,6 +213,21 @@ impl AuthConfig {
         }
     }
 
+    /// Discovered OAuth 2.1 (see [`OAuthConfig`]).
+    pub fn oauth(config: OAuthConfig) -> Self {
+        AuthConfig::OAuth(config)
+    }
+
+    /// OAuth 2.0 client credentials with the token endpoint discovered from the
+    /// server (`client_secret_basic` or `client_secret_post`, as the authorization
+    /// server prefers).
+    pub fn oauth_client_credentials(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        AuthConfig::OAuth(OAuthConfig::client_credentials(client_id, client_secret))
+    }
+
     /// Adds OAuth 2.0 scopes; other kinds of credentials are returned unchanged.
     #[must_use]
     pub fn with_scopes<I, S>(mut self, new_scopes: I) -> Self
@@ -215,8 +235,14 @@ impl AuthConfig {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        if let AuthConfig::OAuth2 { scopes, .. } = &mut self {
-            scopes.extend(new_scopes.into_iter().map(Into::into));
+        match &mut self {
+            AuthConfig::OAuth2 { scopes, .. } => {
+                scopes.extend(new_scopes.into_iter().map(Into::into));
+            }
+            AuthConfig::OAuth(config) => {
+                config.extend_scopes(new_scopes.into_iter().map(Into::into).collect());
+            }
+            _ => {}
         }
         self
     }
@@ -350,7 +376,23 @@ impl McpServerConfig {
                 }
             }
         }
-        if let Some(AuthConfig::OAuth2 { token_url, .. }) = &self.auth {
+        let token_url = match &self.auth {
+            Some(AuthConfig::OAuth2 { token_url, .. }) => Some(token_url.as_str()),
+            Some(AuthConfig::OAuth(config)) => {
+                if !matches!(
+                    self.transport,
+                    Transport::Http | Transport::Sse | Transport::WebSocket
+                ) {
+                    return Err(McpError::config(format!(
+                        "server '{}': OAuth needs a network transport",
+                        self.name
+                    )));
+                }
+                config.token_url.as_deref()
+            }
+            _ => None,
+        };
+        if let Some(token_url) = token_url {
             url::Url::parse(token_url).map_err(|e| {
                 McpError::config(format!(
                     "server '{}': invalid OAuth token_url: {e}",

@@ -9,7 +9,8 @@
 //! - [`config`]: [`McpServerConfig`], [`Transport`], [`AuthConfig`].
 //! - [`error`]: [`McpError`], [`McpResult`], and the mapping to JSON-RPC codes.
 //! - [`protocol`]: the JSON-RPC envelope, method names, protocol versions.
-//! - `auth`: credentials on the wire, the OAuth token cache, the redirect policy.
+//! - [`auth`]: credentials on the wire, the OAuth 2.1 client (discovery, registration,
+//!   grants, token cache), the redirect policy.
 //! - [`limits`]: every bound on what an upstream can make the gateway hold or do.
 //! - `transport`: streamable HTTP, legacy SSE, WebSocket and stdio connections.
 //! - [`tools`]: [`tools::Tool`] and its schemas, results, validation, OpenAI format.
@@ -17,7 +18,7 @@
 //! - [`gateway`]: [`McpGateway`], the registry and the operations across servers.
 //! - [`permissions`]: levels, policies, and the [`permissions::PermissionManager`].
 
-mod auth;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -239,6 +239,7 @@ impl McpServer {
         config.validate()?;
         let auth = UpstreamAuth::new(
             &config.name,
+            &config.url,
             config.auth.clone(),
             if config.transport == Transport::Stdio {
                 &EMPTY_HEADERS

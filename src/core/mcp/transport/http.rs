@@ -6,7 +6,8 @@
 //! any response that carries one, sent on every later request), the
 //! `MCP-Protocol-Version` header after the handshake, the `Mcp-Method`/`Mcp-Name`
 //! headers of the stateless revision, the optional GET stream for server-initiated
-//! messages, DELETE on close, and one retry with a fresh OAuth token after a 401.
+//! messages, DELETE on close, and retries with fresh OAuth credentials after a 401 or a
+//! 403 that asks for more scope (as many as [`UpstreamAuth::max_retries`] allows).
 //! A 404 on a request that carried a session id is reported as
 //! [`SendError::SessionExpired`]; re-initializing is the session layer's job.
 //!
@@ -287,7 +288,13 @@ impl Shared {
         credential: Option<&Secret>,
         build: impl Fn(HeaderMap) -> reqwest::RequestBuilder,
     ) -> Result<Response, SendError> {
-        let mut may_refresh = credential.is_none() && self.auth.can_refresh();
+        // A refusal (401, or 403 for want of scope) is answered with new credentials as
+        // often as the server's auth allows for one request.
+        let mut retries_left = if credential.is_none() {
+            self.auth.max_retries()
+        } else {
+            0
+        };
         loop {
             let mut headers = self.auth.headers_for(credential).await?;
             let credentials = headers.clone();
@@ -308,9 +315,14 @@ impl Shared {
                 .await
                 .map_err(|e| http_send_error(&self.server_name, &e))?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && may_refresh {
-                may_refresh = false;
-                self.auth.invalidate(&credentials).await;
+            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+                && retries_left > 0
+                && self
+                    .auth
+                    .refused(&credentials, status.as_u16(), response.headers())
+                    .await
+            {
+                retries_left -= 1;
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

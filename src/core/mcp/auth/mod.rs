@@ -1,12 +1,24 @@
 //! Upstream credentials on the wire: the headers that [`AuthConfig`] and
-//! `static_headers` put on every request to one server, and the OAuth 2.0
-//! client-credentials token cache.
+//! `static_headers` put on every request to one server, the OAuth 2.0
+//! client-credentials token cache of [`AuthConfig::OAuth2`] (a configured `token_url`),
+//! and the OAuth 2.1 client of [`AuthConfig::OAuth`] (everything discovered).
 //!
-//! Owns token fetching and caching. A token is cached until shortly before it expires;
+//! # Layout
+//! - this file: [`UpstreamAuth`] (headers, refusals, the legacy client-credentials
+//!   cache), the redirect policy, capped body reads.
+//! - [`config`]: the public [`OAuthConfig`] and the [`AuthorizationHandler`] hook.
+//! - `challenge`: the `WWW-Authenticate: Bearer` challenge.
+//! - `discovery`: protected-resource and authorization-server metadata.
+//! - `registration`: pre-registered clients, metadata documents, dynamic registration.
+//! - `grants`: PKCE, the authorization URL and redirect checks, token requests.
+//! - `client`: one server's token cache and the flow that fills it.
+//! - [`error`]: the typed failures, [`OAuthError`].
+//!
+//! Token caches: a token is cached until shortly before it expires;
 //! concurrent callers share one fetch (the fetch runs under an async mutex and callers
-//! that waited re-read the cache); after a 401 the transport calls
-//! [`UpstreamAuth::invalidate`] with the token it used, and the next
-//! [`UpstreamAuth::headers`] fetches a fresh one once.
+//! that waited re-read the cache); after a 401 the transport reports the refusal with
+//! the token it used ([`UpstreamAuth::refused`]), and the next
+//! [`UpstreamAuth::headers`] fetches a fresh one.
 //!
 //! Every header value built from a credential is marked sensitive, so `reqwest` and
 //! `http` never print it.
@@ -20,22 +32,37 @@
 //! header, and would send the body (tool arguments, a client secret) to the other
 //! origin on a 307/308 anyway.
 
+mod challenge;
+mod client;
+pub mod config;
+mod discovery;
+pub mod error;
+mod grants;
+mod registration;
+
+pub use client::{DEFAULT_TOKEN_LIFETIME, EXPIRY_MARGIN};
+pub use config::{
+    AuthorizationHandler, AuthorizationRequest, OAuthConfig, TokenEndpointAuthMethod,
+    DEFAULT_MAX_AUTHORIZATIONS, DEFAULT_REDIRECT_URI,
+};
+pub use discovery::{MAX_METADATA_BYTES, METADATA_TIMEOUT};
+pub use error::OAuthError;
+pub use grants::{MAX_TOKEN_RESPONSE_BYTES, TOKEN_TIMEOUT};
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
+use self::challenge::Challenge;
+use self::client::OAuthClient;
 use super::config::{AuthConfig, Secret};
 use super::error::{McpError, McpResult};
 #[cfg(doc)]
 use super::limits::MAX_UPSTREAM_REDIRECTS;
 
-/// Tokens are refreshed this long before they expire.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-/// Lifetime assumed for a token whose response has no `expires_in`.
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// The most of a token response we read.
-const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+const MAX_TOKEN_RESPONSE: usize = MAX_TOKEN_RESPONSE_BYTES;
 
 /// The redirect policy of every HTTP client that carries credentials: follow within the
 /// origin of the request's own URL, at most `max` times (the upstream client:
@@ -77,6 +104,8 @@ pub(crate) struct UpstreamAuth {
     http: reqwest::Client,
     /// The cached OAuth token; the async mutex makes concurrent callers share a fetch.
     token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// The OAuth 2.1 client of [`AuthConfig::OAuth`].
+    oauth: Option<OAuthClient>,
 }
 
 impl std::fmt::Debug for UpstreamAuth {
@@ -96,6 +125,7 @@ impl UpstreamAuth {
     /// in HTTP.
     pub(crate) fn new(
         server_name: &str,
+        server_url: &str,
         auth: Option<AuthConfig>,
         static_headers: &std::collections::HashMap<String, String>,
         http: reqwest::Client,
@@ -122,19 +152,73 @@ impl UpstreamAuth {
                 ))
             })?;
         }
+        let oauth = match &auth {
+            Some(AuthConfig::OAuth(config)) => {
+                let url = url::Url::parse(server_url).map_err(|e| {
+                    McpError::config(format!("server '{server_name}': invalid url: {e}"))
+                })?;
+                Some(OAuthClient::new(
+                    server_name,
+                    url,
+                    config.clone(),
+                    http.clone(),
+                ))
+            }
+            _ => None,
+        };
         Ok(UpstreamAuth {
             server_name: server_name.to_string(),
             auth,
             static_headers: headers,
             http,
             token: tokio::sync::Mutex::new(None),
+            oauth,
         })
     }
 
     /// Whether a 401 is worth one retry with fresh credentials (only OAuth tokens can
     /// be refreshed).
     pub(crate) fn can_refresh(&self) -> bool {
-        matches!(self.auth, Some(AuthConfig::OAuth2 { .. }))
+        matches!(
+            self.auth,
+            Some(AuthConfig::OAuth2 { .. } | AuthConfig::OAuth(_))
+        )
+    }
+
+    /// How many times one request may be sent again after a refusal (401, or 403 for
+    /// want of scope) with new credentials: once for a configured token endpoint, up to
+    /// the configured number of authorizations for discovered OAuth, never otherwise.
+    pub(crate) fn max_retries(&self) -> u32 {
+        match (&self.auth, &self.oauth) {
+            (_, Some(oauth)) => oauth.max_authorizations(),
+            (Some(AuthConfig::OAuth2 { .. }), _) => 1,
+            _ => 0,
+        }
+    }
+
+    /// Takes note of a refusal (`status` 401 or 403, with the response's headers) of a
+    /// request sent with the credentials `used`. Returns whether sending it again with
+    /// new credentials may help.
+    pub(crate) async fn refused(
+        &self,
+        used: &HeaderMap,
+        status: u16,
+        response_headers: &HeaderMap,
+    ) -> bool {
+        if let Some(oauth) = &self.oauth {
+            let sent = used
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            return oauth
+                .refused(sent, status, Challenge::from_headers(response_headers))
+                .await;
+        }
+        if status == 401 && self.can_refresh() {
+            self.invalidate(used).await;
+            return true;
+        }
+        false
     }
 
     /// The headers for the next request: static headers, then the credential.
@@ -163,6 +247,17 @@ impl UpstreamAuth {
                 let token = self.oauth_token().await?;
                 headers.insert(AUTHORIZATION, bearer_value(&token)?);
             }
+            Some(AuthConfig::OAuth(_)) => {
+                if let Some(oauth) = &self.oauth {
+                    let token = oauth
+                        .bearer()
+                        .await
+                        .map_err(|e| self.auth_error(e.to_string()))?;
+                    if let Some(token) = token {
+                        headers.insert(AUTHORIZATION, bearer_value(&token)?);
+                    }
+                }
+            }
         }
         Ok(headers)
     }
@@ -190,6 +285,14 @@ impl UpstreamAuth {
     /// next [`UpstreamAuth::headers`] fetches a new one. A token another caller already
     /// replaced is kept.
     pub(crate) async fn invalidate(&self, used: &HeaderMap) {
+        if let Some(oauth) = &self.oauth {
+            let sent = used
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            oauth.refused(sent, 401, Challenge::default()).await;
+            return;
+        }
         let mut cached = self.token.lock().await;
         let stale = match (&*cached, used.get(AUTHORIZATION)) {
             (Some(current), Some(sent)) => {
@@ -386,7 +489,14 @@ mod tests {
             ),
         ];
         for (auth, header, expected) in cases {
-            let upstream = UpstreamAuth::new("s", Some(auth), &statics, http.clone()).unwrap();
+            let upstream = UpstreamAuth::new(
+                "s",
+                "http://127.0.0.1:1/mcp",
+                Some(auth),
+                &statics,
+                http.clone(),
+            )
+            .unwrap();
             let headers = upstream.headers().await.unwrap();
             assert_eq!(headers[header], expected);
             assert!(headers[header].is_sensitive());
@@ -399,7 +509,14 @@ mod tests {
     fn bad_static_headers_are_config_errors() {
         let mut statics = std::collections::HashMap::new();
         statics.insert("Bad Header".to_string(), "x".to_string());
-        let err = UpstreamAuth::new("s", None, &statics, reqwest::Client::new()).unwrap_err();
+        let err = UpstreamAuth::new(
+            "s",
+            "http://127.0.0.1:1/mcp",
+            None,
+            &statics,
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("invalid header name"), "{err}");
     }
 }
