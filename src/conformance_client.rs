@@ -16,8 +16,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use litellm_rs::core::mcp::auth::{AuthorizationHandler, AuthorizationRequest, OAuthConfig};
+use litellm_rs::core::mcp::protocol::RpcError;
 use litellm_rs::core::mcp::{
     AuthConfig, CallOptions, McpServer, McpServerConfig, ProtocolPreference, ServerOptions,
+    ServerRequest,
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -143,7 +145,7 @@ pub(crate) async fn run(url: &str) -> anyhow::Result<()> {
         tasks.clone(),
         cancel.clone(),
     )?;
-    let outcome = exercise(&server, &scenario).await;
+    let outcome = exercise(&server, &scenario, &context).await;
     server.close().await;
     cancel.cancel();
     tasks.close();
@@ -151,22 +153,126 @@ pub(crate) async fn run(url: &str) -> anyhow::Result<()> {
     outcome
 }
 
-/// Lists the tools and calls the ones the scenario is about.
-async fn exercise(server: &McpServer, scenario: &str) -> anyhow::Result<()> {
+/// Lists the tools and calls the ones the scenario is about: those of the context's
+/// `toolCalls` when it names some, else every listed tool with arguments made from its
+/// schema. Every call is made even when one fails; the first failure is returned.
+async fn exercise(server: &McpServer, scenario: &str, context: &Value) -> anyhow::Result<()> {
     server.connect().await.context("connect")?;
     let tools = server.list_tools().await.context("tools/list")?;
-    let names: Vec<String> = tools.tools().iter().map(|t| t.name.clone()).collect();
-    eprintln!("scenario {scenario}: tools {names:?}");
-    for name in &names {
-        let arguments = match name.as_str() {
-            "add_numbers" => json!({"a": 5, "b": 3}),
-            _ => json!({}),
+    let calls: Vec<(String, Value)> = match context.get("toolCalls").and_then(Value::as_array) {
+        Some(calls) => calls
+            .iter()
+            .filter_map(|c| {
+                let name = c.get("name")?.as_str()?.to_string();
+                Some((
+                    name,
+                    c.get("arguments").cloned().unwrap_or_else(|| json!({})),
+                ))
+            })
+            .collect(),
+        None => tools
+            .tools()
+            .iter()
+            .map(|t| {
+                let schema = serde_json::to_value(&t.input_schema).unwrap_or(Value::Null);
+                (t.name.clone(), arguments_for(&schema))
+            })
+            .collect(),
+    };
+    eprintln!(
+        "scenario {scenario}: calls {:?}",
+        calls.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+    let (asker, mut asked) = tokio::sync::mpsc::unbounded_channel::<ServerRequest>();
+    let answering = tokio::spawn(async move {
+        while let Some(request) = asked.recv().await {
+            let answer = answer(&request.method, &request.params);
+            let _ = request.reply.send(answer);
+        }
+    });
+    let mut first_failure = None;
+    for (name, arguments) in calls {
+        let options = CallOptions {
+            server_requests: Some(asker.clone()),
+            ..CallOptions::default()
         };
-        let result = server
-            .call_tool_with(name, arguments, CallOptions::default())
-            .await
-            .with_context(|| format!("tools/call {name}"))?;
-        eprintln!("tools/call {name}: error={}", result.is_error());
+        match server.call_tool_with(&name, arguments, options).await {
+            Ok(result) => eprintln!("tools/call {name}: isError={}", result.is_error()),
+            Err(error) => {
+                eprintln!("tools/call {name} failed: {error}");
+                first_failure.get_or_insert(anyhow::anyhow!("tools/call {name}: {error}"));
+            }
+        }
     }
-    Ok(())
+    drop(asker);
+    let _ = answering.await;
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Arguments that fit a tool's input schema: each required property's `default`, else
+/// a value of its type.
+fn arguments_for(schema: &Value) -> Value {
+    let mut arguments = serde_json::Map::new();
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let required = schema.get("required").and_then(Value::as_array);
+    for name in required.into_iter().flatten().filter_map(Value::as_str) {
+        let property = properties.and_then(|p| p.get(name)).unwrap_or(&Value::Null);
+        arguments.insert(name.to_string(), example_of(property));
+    }
+    Value::Object(arguments)
+}
+
+fn example_of(property: &Value) -> Value {
+    if let Some(default) = property.get("default") {
+        return default.clone();
+    }
+    if let Some(first) = property
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    match property.get("type").and_then(Value::as_str) {
+        Some("integer") => json!(1),
+        Some("number") => json!(1.5),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        Some("object") => arguments_for(property),
+        _ => json!("conformance"),
+    }
+}
+
+/// What the client answers a server's request: elicitation is accepted with the
+/// schema's defaults applied (SEP-1034), sampling gets a fixed text, roots none.
+fn answer(method: &str, params: &Value) -> Result<Value, RpcError> {
+    match method {
+        "elicitation/create" => {
+            let mut content = serde_json::Map::new();
+            let properties = params
+                .pointer("/requestedSchema/properties")
+                .and_then(Value::as_object);
+            for (name, property) in properties.into_iter().flatten() {
+                if let Some(default) = property.get("default") {
+                    content.insert(name.clone(), default.clone());
+                }
+            }
+            Ok(json!({"action": "accept", "content": content}))
+        }
+        "sampling/createMessage" => Ok(json!({
+            "role": "assistant",
+            "content": {"type": "text", "text": "conformance"},
+            "model": "litellm-rs-conformance",
+            "stopReason": "endTurn"
+        })),
+        "roots/list" => Ok(json!({"roots": []})),
+        other => Err(RpcError {
+            code: -32601,
+            message: format!("no handler for {other}"),
+            data: None,
+        }),
+    }
 }

@@ -81,6 +81,20 @@ pub(crate) async fn client_for(
     }
 }
 
+/// `application_type` (OpenID Connect registration, SEP-837): `native` for a client
+/// whose browser comes back to a loopback address or a private scheme, `web` otherwise
+/// (a hosted redirect, or no browser at all).
+fn application_type(grant: &Grant) -> &'static str {
+    let Grant::AuthorizationCode { redirect_uri, .. } = grant else {
+        return "web";
+    };
+    match url::Url::parse(redirect_uri) {
+        Ok(url) if url.scheme() == "https" => "web",
+        Ok(url) if url.scheme() == "http" && !is_secure_endpoint(url.as_str()) => "web",
+        _ => "native",
+    }
+}
+
 #[derive(Deserialize)]
 struct RegistrationAnswer {
     client_id: String,
@@ -124,6 +138,7 @@ async fn register(
         }),
     };
     document["token_endpoint_auth_method"] = requested.as_str().into();
+    document["application_type"] = application_type(&config.grant).into();
     if !scopes.is_empty() {
         document["scope"] = scopes.join(" ").into();
     }
@@ -230,5 +245,7 @@ mod tests {
             .unwrap();
         assert_eq!(client.client_id, "pre");
         assert_eq!(client.method, TokenEndpointAuthMethod::ClientSecretBasic);
+        assert_eq!(application_type(&registered.grant), "native");
+        assert_eq!(application_type(&Grant::ClientCredentials), "web");
     }
 }
