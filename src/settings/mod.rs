@@ -167,7 +167,7 @@
 //! | `bearer` | `token` |
 //! | `api_key` | `key`; `header` (default `X-API-Key`) |
 //! | `basic` | `username`, `password` |
-//! | `oauth2` | `client_id`, `client_secret`, `token_url` (`http(s)://`); `scopes` (list, default none) — client credentials |
+//! | `oauth2` | `client_id`, `client_secret`; `token_url` (`http(s)://`; without it the token endpoint is discovered from the server's 401 challenge, RFC 9728/8414); `scopes` (list, default none) — client credentials |
 //!
 //! Secrets (`token`, `key`, `password`, `client_secret`, `env` values) normally come from
 //! the environment with `${NAME}`; none may be empty. Put no secret in a URL or `args`.

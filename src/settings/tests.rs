@@ -689,3 +689,18 @@ fn load_reads_a_file_and_reports_a_missing_one() {
     assert!(matches!(err, SettingsError::Read { .. }), "{err}");
     assert!(err.to_string().contains("missing.yaml"), "{err}");
 }
+
+#[test]
+fn oauth2_without_a_token_url_discovers_the_token_endpoint() {
+    let text = "\
+servers:
+  - name: crm
+    url: https://crm.example.com/mcp
+    auth: {type: oauth2, client_id: gw, client_secret: s3cret, scopes: [crm.read]}
+";
+    let settings = parse(text).unwrap();
+    assert_eq!(
+        settings.servers[0].config.auth,
+        Some(AuthConfig::oauth_client_credentials("gw", "s3cret").with_scopes(["crm.read"]))
+    );
+}

@@ -392,7 +392,9 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
             let client_id = secret(p, "client_id", raw.client_id);
             let client_secret = secret(p, "client_secret", raw.client_secret);
             let token_url_place = place.key("token_url");
-            let token_url = p.required(&token_url_place, raw.token_url);
+            // Without a token_url the token endpoint is discovered from the server.
+            let discovered = raw.token_url.is_none();
+            let token_url = p.optional(&token_url_place, raw.token_url);
             let scopes = p
                 .optional(&place.key("scopes"), raw.scopes)
                 .unwrap_or_default();
@@ -414,6 +416,12 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
                 }
             });
             let resource = p.optional(&place.key("resource"), raw.resource);
+            if discovered {
+                return Some(
+                    AuthConfig::oauth_client_credentials(client_id?, client_secret?)
+                        .with_scopes(scopes),
+                );
+            }
             let auth =
                 AuthConfig::oauth2(client_id?, client_secret?, token_url?).with_scopes(scopes);
             Some(match resource {

@@ -1,0 +1,182 @@
+//! The library's OAuth 2.1 client against real parts: a certified OpenID provider (npm
+//! `oidc-provider`, `tests/idp/provider.mjs`) as the authorization server, in front of a
+//! third-party MCP server that verifies its tokens (the TypeScript SDK's bearer-auth
+//! middleware, `tests/servers/ts_protected_server.mjs`). Everything is discovered from
+//! the server's 401: its protected-resource metadata, the provider's metadata, dynamic
+//! registration; then client credentials, or the authorization code flow with PKCE
+//! through a headless sign-in, and a refresh when the token expires.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ServerProcess;
+use futures::future::BoxFuture;
+use litellm_rs::core::mcp::auth::{AuthorizationHandler, AuthorizationRequest, OAuthConfig};
+use litellm_rs::core::mcp::{AuthConfig, McpGateway, McpServerConfig};
+use serde_json::{json, Value};
+
+fn provider(extra: &[&str]) -> ServerProcess {
+    let script = common::repo_root().join("tests/idp/provider.mjs");
+    let mut args = vec![script.to_str().unwrap(), "--exit-on-stdin-eof"];
+    args.extend_from_slice(extra);
+    ServerProcess::start(common::node(), &args)
+}
+
+fn protected_server(issuer: &str) -> ServerProcess {
+    let script = common::repo_root().join("tests/servers/ts_protected_server.mjs");
+    ServerProcess::start(
+        common::node(),
+        &[
+            script.to_str().unwrap(),
+            "--issuer",
+            issuer,
+            "--exit-on-stdin-eof",
+        ],
+    )
+}
+
+/// The claims of the token the server verified, from its `whoami` tool.
+async fn whoami(gateway: &McpGateway) -> Value {
+    let result = gateway.call_tool("crm", "whoami", json!({})).await.unwrap();
+    let value = serde_json::to_value(&result).unwrap();
+    let text = value["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{value}"));
+    serde_json::from_str(text).unwrap()
+}
+
+/// Signs in at the test provider as its current user without a browser: follows the
+/// provider's own redirects (keeping its cookies) and stops at the redirect URI.
+struct HeadlessSignIn {
+    calls: AtomicUsize,
+}
+
+impl AuthorizationHandler for HeadlessSignIn {
+    fn authorize<'a>(
+        &'a self,
+        request: &'a AuthorizationRequest,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let redirect_uri = request.redirect_uri.clone();
+            let http = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.url().as_str().starts_with(&redirect_uri) {
+                        attempt.stop()
+                    } else if attempt.previous().len() > 10 {
+                        attempt.error("too many redirects")
+                    } else {
+                        attempt.follow()
+                    }
+                }))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let response = http
+                .get(request.url.clone())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| format!("no redirect back ({})", response.status()))?;
+            response
+                .url()
+                .join(location)
+                .map(|u| u.to_string())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_with_a_discovered_token_endpoint() {
+    let idp = provider(&[
+        "--client",
+        r#"{"client_id":"gw","client_secret":"s3cret","grant_types":["client_credentials"]}"#,
+    ]);
+    let issuer = idp.url("");
+    let server = protected_server(&issuer);
+    let url = server.url("/mcp");
+    let gateway = McpGateway::new();
+    gateway
+        .register_server(
+            McpServerConfig::new("crm", &url)
+                .with_auth(AuthConfig::oauth_client_credentials("gw", "s3cret")),
+        )
+        .await
+        .unwrap();
+    let claims = whoami(&gateway).await;
+    assert_eq!(claims["sub"], "gw", "{claims}");
+    assert_eq!(claims["client_id"], "gw", "{claims}");
+    // RFC 8707: the token is for this server (the PRM's `resource`), by the provider.
+    assert_eq!(claims["aud"], url, "{claims}");
+    assert_eq!(claims["iss"], issuer, "{claims}");
+    // The PRM's scopes_supported were asked for.
+    assert_eq!(claims["scope"], "mcp:read mcp:call", "{claims}");
+
+    // A wrong secret ends in an authentication error that names the refusal, not the secret.
+    let refused = McpGateway::new();
+    refused
+        .register_server(McpServerConfig::new("crm", &url).with_auth(
+            AuthConfig::oauth_client_credentials("gw", "wrong-s3cret-value"),
+        ))
+        .await
+        .unwrap();
+    let error = refused
+        .call_tool("crm", "whoami", json!({}))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(!text.contains("wrong-s3cret-value"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_code_with_registration_pkce_and_refresh() {
+    // Tokens live 4 s, so the library refreshes them (30 s margin capped at a tenth).
+    let idp = provider(&["--access-token-ttl", "4", "--user", "bob"]);
+    let issuer = idp.url("");
+    let server = protected_server(&issuer);
+    let url = server.url("/mcp");
+    let handler = Arc::new(HeadlessSignIn {
+        calls: AtomicUsize::new(0),
+    });
+    let config = OAuthConfig::authorization_code("http://127.0.0.1:1/callback", handler.clone())
+        .with_client_name("upstream_oauth test");
+    let gateway = McpGateway::new();
+    gateway
+        .register_server(McpServerConfig::new("crm", &url).with_auth(AuthConfig::oauth(config)))
+        .await
+        .unwrap();
+
+    let claims = whoami(&gateway).await;
+    assert_eq!(claims["sub"], "bob", "{claims}");
+    assert_eq!(claims["team"], "red", "{claims}");
+    assert_eq!(claims["aud"], url, "{claims}");
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+
+    // Concurrent calls share the cached token: no new sign-in.
+    let calls = (0..6).map(|_| whoami(&gateway));
+    for claims in futures::future::join_all(calls).await {
+        assert_eq!(claims["sub"], "bob", "{claims}");
+    }
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+
+    // After expiry the refresh token gets a new access token, still without a person.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let claims = whoami(&gateway).await;
+    assert_eq!(claims["sub"], "bob", "{claims}");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        1,
+        "refreshed, not signed in again"
+    );
+}
