@@ -394,3 +394,138 @@ impl OAuthClient {
         state.step_up = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::routing::{get, post};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A protected resource and its authorization server on one loopback port; counts
+    /// token requests, each of which takes 50 ms.
+    async fn authorization_server(
+        tokens: Arc<AtomicUsize>,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let prm = json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]});
+        let metadata = json!({
+            "issuer": base,
+            "token_endpoint": format!("{base}/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        });
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(move || async move { axum::Json(prm) }),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || async move { axum::Json(metadata) }),
+            )
+            .route(
+                "/token",
+                post(move |body: String| async move {
+                    let n = tokens.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    assert!(body.contains("client_secret=s3cret"), "{body}");
+                    assert!(body.contains("grant_type=client_credentials"), "{body}");
+                    axum::Json(json!({
+                        "access_token": format!("token-{n}"),
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                    }))
+                }),
+            );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (base, task)
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_token_request_and_a_refusal_fetches_once_more() {
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let (base, server) = authorization_server(tokens.clone()).await;
+        let client = Arc::new(OAuthClient::new(
+            "s",
+            Url::parse(&format!("{base}/mcp")).unwrap(),
+            OAuthConfig::client_credentials("gw", "s3cret"),
+            reqwest::Client::new(),
+        ));
+        // Before the server asks, requests go out without a token.
+        assert!(client.bearer().await.unwrap().is_none());
+        assert!(client.refused(None, 401, Challenge::default()).await);
+        let callers = (0..8).map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.bearer().await.unwrap().unwrap() })
+        });
+        for token in futures::future::join_all(callers).await {
+            assert_eq!(token.unwrap().expose(), "token-1");
+        }
+        assert_eq!(tokens.load(Ordering::SeqCst), 1);
+        // A 401 for a token another caller already replaced changes nothing…
+        assert!(
+            client
+                .refused(Some("token-0"), 401, Challenge::default())
+                .await
+        );
+        assert_eq!(client.bearer().await.unwrap().unwrap().expose(), "token-1");
+        // …one for the current token fetches a new one, once.
+        assert!(
+            client
+                .refused(Some("token-1"), 401, Challenge::default())
+                .await
+        );
+        let (a, b) = tokio::join!(client.bearer(), client.bearer());
+        assert_eq!(a.unwrap().unwrap().expose(), "token-2");
+        assert_eq!(b.unwrap().unwrap().expose(), "token-2");
+        assert_eq!(tokens.load(Ordering::SeqCst), 2);
+        // A 403 that is not about scope is not worth a retry.
+        assert!(
+            !client
+                .refused(Some("token-2"), 403, Challenge::default())
+                .await
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn step_up_asks_for_the_held_scopes_and_the_challenged_ones() {
+        let client = OAuthClient::new(
+            "s",
+            Url::parse("http://127.0.0.1:1/mcp").unwrap(),
+            OAuthConfig::client_credentials("gw", "s3cret"),
+            reqwest::Client::new(),
+        );
+        let mut state = client.state.lock().await;
+        state.tokens = Some(Tokens {
+            access: Secret::new("t"),
+            refresh: None,
+            refresh_at: Instant::now() + Duration::from_secs(60),
+            scopes: vec!["a".to_string()],
+            issuer: "http://127.0.0.1:1".to_string(),
+        });
+        drop(state);
+        let challenge =
+            Challenge::parse(r#"Bearer error="insufficient_scope", scope="b a""#).unwrap();
+        assert!(client.refused(Some("t"), 403, challenge).await);
+        let state = client.state.lock().await;
+        assert_eq!(state.step_up, Some(vec!["a".to_string(), "b".to_string()]));
+        assert!(state.must_authorize);
+        let found = Discovered {
+            metadata: ServerMetadata {
+                scopes_supported: Some(vec!["offline_access".to_string()]),
+                ..ServerMetadata::default()
+            },
+            resource: None,
+            resource_scopes: Some(vec!["x".to_string()]),
+        };
+        // Client credentials never ask for offline_access.
+        assert_eq!(client.scopes(&state, &found), ["a", "b"]);
+    }
+}
