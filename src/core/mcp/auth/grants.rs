@@ -188,6 +188,24 @@ pub(crate) fn client_assertion(
         .map_err(|e| OAuthError::config(format!("cannot sign the client assertion: {e}")))
 }
 
+/// Adds the extra fields of [`TokenEndpoint::extra_params`] to one of the `oauth2`
+/// crate's token requests (each grant has its own type, with the same methods), sends it
+/// through [`send`] and reads the answer.
+macro_rules! send_token_request {
+    ($endpoint:expr, $identity:expr, $request:expr) => {{
+        let mut request = $request;
+        for (name, value) in $endpoint.extra_params($identity)? {
+            request = request.add_extra_param(name, value);
+        }
+        let http = $endpoint.http.clone();
+        let response = request
+            .request_async(&|r| send(http.clone(), r))
+            .await
+            .map_err(token_error)?;
+        Ok(granted(&response))
+    }};
+}
+
 impl TokenEndpoint<'_> {
     fn client(
         &self,
@@ -255,18 +273,10 @@ impl TokenEndpoint<'_> {
         scopes: &[String],
     ) -> Result<GrantedTokens, OAuthError> {
         let client = self.client(identity)?;
-        let mut request = client
+        let request = client
             .exchange_client_credentials()
             .add_scopes(scopes.iter().cloned().map(Scope::new));
-        for (name, value) in self.extra_params(identity)? {
-            request = request.add_extra_param(name, value);
-        }
-        let http = self.http.clone();
-        let response = request
-            .request_async(&|r| send(http.clone(), r))
-            .await
-            .map_err(token_error)?;
-        Ok(granted(&response))
+        send_token_request!(self, identity, request)
     }
 
     /// Redeems an authorization code with its PKCE verifier.
@@ -283,18 +293,10 @@ impl TokenEndpoint<'_> {
         let redirect = RedirectUrl::new(redirect_uri.to_string())
             .map_err(|e| OAuthError::config(format!("invalid redirect URI: {e}")))?;
         let client = self.client(identity)?.set_redirect_uri(redirect);
-        let mut request = client
+        let request = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(verifier);
-        for (name, value) in self.extra_params(identity)? {
-            request = request.add_extra_param(name, value);
-        }
-        let http = self.http.clone();
-        let response = request
-            .request_async(&|r| send(http.clone(), r))
-            .await
-            .map_err(token_error)?;
-        Ok(granted(&response))
+        send_token_request!(self, identity, request)
     }
 
     /// Exchanges a refresh token for new tokens.
@@ -308,16 +310,8 @@ impl TokenEndpoint<'_> {
     ) -> Result<GrantedTokens, OAuthError> {
         let client = self.client(identity)?;
         let token = RefreshToken::new(refresh_token.expose().to_string());
-        let mut request = client.exchange_refresh_token(&token);
-        for (name, value) in self.extra_params(identity)? {
-            request = request.add_extra_param(name, value);
-        }
-        let http = self.http.clone();
-        let response = request
-            .request_async(&|r| send(http.clone(), r))
-            .await
-            .map_err(token_error)?;
-        Ok(granted(&response))
+        let request = client.exchange_refresh_token(&token);
+        send_token_request!(self, identity, request)
     }
 }
 
