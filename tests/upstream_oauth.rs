@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use common::ServerProcess;
 use futures::future::BoxFuture;
-use litellm_rs::core::mcp::auth::{AuthorizationHandler, AuthorizationRequest, OAuthConfig};
-use litellm_rs::core::mcp::{AuthConfig, McpGateway, McpServerConfig};
+use litellm_rs::core::mcp::auth::per_user::{MemoryTokenStore, TokenStore, UserAuthorizations};
+use litellm_rs::core::mcp::auth::{
+    AuthorizationHandler, AuthorizationRequest, OAuthConfig, OAuthError,
+};
+use litellm_rs::core::mcp::{AuthConfig, CallOptions, McpGateway, McpServerConfig, Secret};
 use serde_json::{json, Value};
 
 fn provider(extra: &[&str]) -> ServerProcess {
@@ -42,7 +45,19 @@ fn protected_server(issuer: &str) -> ServerProcess {
 
 /// The claims of the token the server verified, from its `whoami` tool.
 async fn whoami(gateway: &McpGateway) -> Value {
-    let result = gateway.call_tool("crm", "whoami", json!({})).await.unwrap();
+    whoami_as(gateway, None).await
+}
+
+/// [`whoami`] with a call's own credential.
+async fn whoami_as(gateway: &McpGateway, credential: Option<Secret>) -> Value {
+    let options = CallOptions {
+        credential,
+        ..CallOptions::default()
+    };
+    let result = gateway
+        .call_tool_with("crm", "whoami", json!({}), options)
+        .await
+        .unwrap();
     let value = serde_json::to_value(&result).unwrap();
     let text = value["content"][0]["text"]
         .as_str()
@@ -62,38 +77,37 @@ impl AuthorizationHandler for HeadlessSignIn {
         request: &'a AuthorizationRequest,
     ) -> BoxFuture<'a, Result<String, String>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
-            let redirect_uri = request.redirect_uri.clone();
-            let http = reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                    if attempt.url().as_str().starts_with(&redirect_uri) {
-                        attempt.stop()
-                    } else if attempt.previous().len() > 10 {
-                        attempt.error("too many redirects")
-                    } else {
-                        attempt.follow()
-                    }
-                }))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let response = http
-                .get(request.url.clone())
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| format!("no redirect back ({})", response.status()))?;
-            response
-                .url()
-                .join(location)
-                .map(|u| u.to_string())
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(sign_in(request.url.clone(), request.redirect_uri.clone()))
     }
+}
+
+/// The headless sign-in: follows the provider's redirects from `url` (keeping its
+/// cookies) and returns the redirect to `redirect_uri`.
+async fn sign_in(url: url::Url, redirect_uri: String) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().as_str().starts_with(&redirect_uri) {
+                attempt.stop()
+            } else if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        }))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("no redirect back ({})", response.status()))?;
+    response
+        .url()
+        .join(location)
+        .map(|u| u.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,4 +193,88 @@ async fn authorization_code_with_registration_pkce_and_refresh() {
         1,
         "refreshed, not signed in again"
     );
+}
+
+async fn login_as(idp: &ServerProcess, sub: &str) {
+    let response = reqwest::Client::new()
+        .post(idp.url("/test/login-as"))
+        .json(&json!({"sub": sub}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_authorizes_once_and_their_calls_carry_their_own_token() {
+    let idp = provider(&[
+        "--access-token-ttl",
+        "4",
+        "--client",
+        r#"{"client_id":"gw","client_secret":"s3cret","grant_types":["client_credentials"]}"#,
+    ]);
+    let server = protected_server(&idp.url(""));
+    let url = server.url("/mcp");
+    // The gateway's own credentials serve the session; each call carries its user's token.
+    let gateway = McpGateway::new();
+    gateway
+        .register_server(
+            McpServerConfig::new("crm", &url)
+                .with_auth(AuthConfig::oauth_client_credentials("gw", "s3cret")),
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryTokenStore::default());
+    let callback = "http://127.0.0.1:1/oauth/callback";
+    let users = UserAuthorizations::new(
+        "crm",
+        &url,
+        callback,
+        None,
+        reqwest::Client::new(),
+        store.clone(),
+    )
+    .unwrap();
+
+    let error = users.token("key-alice").await.unwrap_err();
+    assert!(matches!(error, OAuthError::NotAuthorized { .. }), "{error}");
+    assert!(error.to_string().contains("authorize"), "{error}");
+
+    let mut redirects = Vec::new();
+    for (subject, user) in [("key-alice", "alice"), ("key-bob", "bob")] {
+        login_as(&idp, user).await;
+        let authorize = users.begin(subject).await.unwrap();
+        let redirect = sign_in(authorize, callback.to_string()).await.unwrap();
+        assert_eq!(users.complete(&redirect).await.unwrap(), subject);
+        redirects.push(redirect);
+    }
+    // A redirect is good once.
+    assert!(users.complete(&redirects[0]).await.is_err());
+
+    let alice = users.token("key-alice").await.unwrap();
+    let bob = users.token("key-bob").await.unwrap();
+    assert_ne!(alice.expose(), bob.expose());
+    assert_eq!(
+        whoami_as(&gateway, Some(alice.clone())).await["sub"],
+        "alice"
+    );
+    assert_eq!(whoami_as(&gateway, Some(bob)).await["sub"], "bob");
+    assert_eq!(whoami(&gateway).await["sub"], "gw");
+
+    // The store holds each (subject, server) apart; a refresh keeps the user.
+    assert!(store.get("key-alice", "crm").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refreshed = users.token("key-alice").await.unwrap();
+    assert_ne!(
+        refreshed.expose(),
+        alice.expose(),
+        "a new access token after expiry"
+    );
+    assert_eq!(whoami_as(&gateway, Some(refreshed)).await["sub"], "alice");
+
+    // Removed by the user: their calls need a new authorization; the other user's not.
+    assert!(users.forget("key-bob").await.unwrap());
+    let error = users.token("key-bob").await.unwrap_err();
+    assert!(matches!(error, OAuthError::NotAuthorized { .. }), "{error}");
+    assert!(users.token("key-alice").await.is_ok());
 }

@@ -82,6 +82,15 @@ pub enum OAuthError {
         /// How many were made.
         attempts: u32,
     },
+    /// The user has not authorized the server (or must again: the refresh token was
+    /// refused).
+    #[error(
+        "this user has not authorized '{server}' (or the authorization ended): authorize it first"
+    )]
+    NotAuthorized {
+        /// The server.
+        server: String,
+    },
     /// The configuration cannot work.
     #[error("invalid OAuth configuration: {reason}")]
     Config {

@@ -12,6 +12,7 @@
 //! - `registration`: pre-registered clients, metadata documents, dynamic registration.
 //! - `grants`: PKCE, the authorization URL and redirect checks, token requests.
 //! - `client`: one server's token cache and the flow that fills it.
+//! - [`per_user`]: per-user tokens, authorized through the service, in a [`per_user::TokenStore`].
 //! - [`error`]: the typed failures, [`OAuthError`].
 //!
 //! Token caches: a token is cached until shortly before it expires;
@@ -38,6 +39,7 @@ pub mod config;
 mod discovery;
 pub mod error;
 mod grants;
+pub mod per_user;
 mod registration;
 
 pub use client::{DEFAULT_TOKEN_LIFETIME, EXPIRY_MARGIN};
