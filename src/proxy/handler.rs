@@ -137,6 +137,8 @@ pub struct McpHandler {
     permissions: Arc<PermissionManager>,
     /// Servers whose calls carry the caller's token exchanged for theirs.
     exchanges: Arc<std::collections::HashMap<String, TokenExchanger>>,
+    /// Servers whose calls carry each caller's own token (`per_user`).
+    per_user: Arc<super::per_user::PerUserServers>,
     server_name: String,
     /// Whether servers the caller may see nothing of are answered as missing.
     private_server_names: bool,
@@ -172,6 +174,7 @@ impl McpHandler {
             gateway,
             permissions,
             exchanges: Arc::default(),
+            per_user: Arc::default(),
             server_name: "litellm-mcp".to_string(),
             private_server_names: false,
             subscriptions: Arc::default(),
@@ -224,6 +227,18 @@ impl McpHandler {
         self
     }
 
+    /// Makes calls to these servers carry each caller's own token.
+    #[must_use]
+    pub fn with_per_user(mut self, per_user: super::per_user::PerUserServers) -> Self {
+        self.per_user = Arc::new(per_user);
+        self
+    }
+
+    /// The per-user servers.
+    pub fn per_user(&self) -> &super::per_user::PerUserServers {
+        &self.per_user
+    }
+
     /// The credential a request made for the caller to `upstream` carries: for a server
     /// with token exchange, the caller's token exchanged for the server's (an error when
     /// there is none to exchange); otherwise `None`, the server's configured credentials.
@@ -233,7 +248,11 @@ impl McpHandler {
         upstream: &McpServer,
     ) -> Result<Option<crate::core::mcp::Secret>, ClientError> {
         let Some(exchanger) = self.exchanges.get(upstream.name()) else {
-            return Ok(None);
+            return self
+                .per_user
+                .credential(ctx.identity, upstream.name())
+                .await
+                .map_err(ClientError::from);
         };
         exchanger
             .token_for(ctx.identity)
@@ -265,7 +284,7 @@ impl McpHandler {
 
     /// Whether `upstream`'s requests act on behalf of each caller (token exchange).
     fn acts_for_callers(&self, upstream: &McpServer) -> bool {
-        self.exchanges.contains_key(upstream.name())
+        self.exchanges.contains_key(upstream.name()) || self.per_user.contains(upstream.name())
     }
 
     /// The gateway.

@@ -32,6 +32,7 @@ pub mod http_face;
 pub mod input_required;
 pub mod listener;
 pub mod ops;
+pub mod per_user;
 pub mod rest;
 pub mod sessions;
 pub mod sse_face;
@@ -109,6 +110,7 @@ impl AppState {
                             })
                             .collect(),
                     )
+                    .with_per_user(per_user::PerUserServers::in_memory(settings))
                     .with_private_server_names(settings.server_names == ServerNames::Private),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
@@ -276,6 +278,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ws_face::routes())
         .merge(sse_face::routes())
         .merge(rest::routes())
+        .merge(per_user::routes())
         .merge(ops::routes())
         .merge(well_known::routes())
         .layer(DefaultBodyLimit::max(limit))

@@ -83,7 +83,7 @@ pub struct RestError {
 }
 
 impl RestError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         RestError {
             status,
             kind,
@@ -188,7 +188,7 @@ const RESOURCE_PATH: &str = "/v1/mcp";
 /// The caller's identity, whose token scopes must allow `needed`; a refusal is counted
 /// as an `unauthorized` (401) or `denied` (403) request. On a loopback bind the Host and
 /// Origin must be local first, as on `/mcp`.
-async fn identify(
+pub(super) async fn identify(
     state: &AppState,
     headers: &HeaderMap,
     method: &str,

@@ -339,6 +339,20 @@ pub struct ServerSettings {
     pub options: ServerOptions,
     /// Calls go out with the caller's token exchanged for one meant for this server.
     pub token_exchange: Option<crate::identity::config::TokenExchangeSettings>,
+    /// Each caller authorizes the server with their own account (`per_user`); calls
+    /// carry that caller's token.
+    pub per_user: Option<PerUserSettings>,
+}
+
+/// `servers[].per_user`: how the gateway is known to the server's authorization server,
+/// and where people come back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerUserSettings {
+    /// The gateway's callback (`…/oauth/callback`); default: `public_url`'s origin, else
+    /// the `listen` address, plus `/oauth/callback`.
+    pub redirect_uri: Option<String>,
+    /// How the gateway registers there and which scopes it asks for.
+    pub registration: Option<crate::core::mcp::auth::OAuthConfig>,
 }
 
 impl fmt::Debug for ServerSettings {

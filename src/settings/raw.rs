@@ -102,6 +102,18 @@ pub(super) struct RawServer {
     pub(super) protocol: Field<ProtocolPreference>,
     pub(super) auth: Field<RawAuth>,
     pub(super) token_exchange: Field<RawTokenExchange>,
+    pub(super) per_user: Field<RawPerUser>,
+}
+
+/// `servers[].per_user`: each caller authorizes the server with their own account.
+#[derive(Deserialize)]
+#[serde(expecting = "per-user authorization: a mapping (may be empty)")]
+pub(super) struct RawPerUser {
+    pub(super) redirect_uri: Field<String>,
+    pub(super) client_id: Field<String>,
+    pub(super) client_secret: Field<String>,
+    pub(super) client_metadata_url: Field<String>,
+    pub(super) scopes: Field<Vec<String>>,
 }
 
 #[derive(Deserialize)]

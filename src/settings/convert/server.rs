@@ -16,8 +16,10 @@ use crate::core::mcp::{
 use crate::identity::config::TokenExchangeSettings;
 use crate::settings::env::is_env_name;
 use crate::settings::place::{Place, Problems};
-use crate::settings::raw::{Entries, Field, RawAuth, RawServer, RawTokenExchange, StringMap};
-use crate::settings::ServerSettings;
+use crate::settings::raw::{
+    Entries, Field, RawAuth, RawPerUser, RawServer, RawTokenExchange, StringMap,
+};
+use crate::settings::{PerUserSettings, ServerSettings};
 
 use super::{check_name, config_message, Known};
 
@@ -82,6 +84,9 @@ pub(super) fn convert_server(
     let auth = p
         .optional(&place.key("auth"), raw.auth)
         .and_then(|raw| convert_auth(raw, &place.key("auth"), p));
+    let per_user = p
+        .optional(&place.key("per_user"), raw.per_user)
+        .map(|raw| convert_per_user(raw, &place.key("per_user"), p));
     let exchange_place = place.key("token_exchange");
     let token_exchange = p
         .optional(&exchange_place, raw.token_exchange)
@@ -201,7 +206,15 @@ pub(super) fn convert_server(
         );
         return None;
     }
+    if per_user.is_some() && !matches!(config.transport, Transport::Http | Transport::Sse) {
+        p.add(
+            &place.key("per_user"),
+            "per-user tokens travel with each call: it needs transport http or sse",
+        );
+        return None;
+    }
     Some(ServerSettings {
+        per_user,
         token_exchange: token_exchange.map(|mut exchange| {
             if exchange.resource.is_none() && exchange.audience.is_none() {
                 exchange.resource = Some(config.url.clone());
@@ -429,6 +442,35 @@ fn convert_auth(raw: RawAuth, place: &Place, p: &mut Problems) -> Option<AuthCon
                 None => auth,
             })
         }
+    }
+}
+
+/// `servers[].per_user`: registration options and the callback.
+fn convert_per_user(raw: RawPerUser, place: &Place, p: &mut Problems) -> PerUserSettings {
+    use crate::core::mcp::auth::{per_user::NoHandler, OAuthConfig, DEFAULT_REDIRECT_URI};
+    let redirect_place = place.key("redirect_uri");
+    let redirect_uri = p
+        .optional(&redirect_place, raw.redirect_uri)
+        .filter(|url| super::oauth::check_url(p, &redirect_place, url, true));
+    let client_id = p.optional(&place.key("client_id"), raw.client_id);
+    let client_secret = p.optional(&place.key("client_secret"), raw.client_secret);
+    let metadata_url = p.optional(&place.key("client_metadata_url"), raw.client_metadata_url);
+    let scopes = p.optional(&place.key("scopes"), raw.scopes);
+    // The handler is never called: the gateway hosts the redirect of per-user servers.
+    let mut config =
+        OAuthConfig::authorization_code(DEFAULT_REDIRECT_URI, std::sync::Arc::new(NoHandler));
+    if let Some(id) = client_id {
+        config = config.with_client(id, client_secret);
+    }
+    if let Some(url) = metadata_url {
+        config = config.with_client_metadata_document(url);
+    }
+    if let Some(scopes) = scopes {
+        config = config.with_scopes(scopes);
+    }
+    PerUserSettings {
+        redirect_uri,
+        registration: Some(config),
     }
 }
 

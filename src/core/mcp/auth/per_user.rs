@@ -174,11 +174,12 @@ pub struct UserAuthorizations {
     refreshing: tokio::sync::Mutex<()>,
 }
 
-/// Per-user authorization never asks a person from inside a request: the service sends
-/// them to [`UserAuthorizations::begin`]'s URL instead.
-struct ThroughTheService;
+/// The handler of per-user configurations: never asks a person from inside a request
+/// (the service sends them to [`UserAuthorizations::begin`]'s URL instead), so it only
+/// refuses.
+pub struct NoHandler;
 
-impl AuthorizationHandler for ThroughTheService {
+impl AuthorizationHandler for NoHandler {
     fn authorize<'a>(
         &'a self,
         _request: &'a AuthorizationRequest,
@@ -213,7 +214,7 @@ impl UserAuthorizations {
     ) -> Result<Self, OAuthError> {
         let server_url = Url::parse(server_url)
             .map_err(|e| OAuthError::config(format!("invalid server url: {e}")))?;
-        let base = OAuthConfig::authorization_code(redirect_uri, Arc::new(ThroughTheService));
+        let base = OAuthConfig::authorization_code(redirect_uri, Arc::new(NoHandler));
         let config = match registration {
             Some(given) => OAuthConfig {
                 grant: base.grant,
