@@ -704,3 +704,34 @@ servers:
         Some(AuthConfig::oauth_client_credentials("gw", "s3cret").with_scopes(["crm.read"]))
     );
 }
+
+#[test]
+fn per_user_servers_take_their_registration_and_callback() {
+    let text = "\
+servers:
+  - name: crm
+    url: https://crm.example.com/mcp
+    per_user: {redirect_uri: 'https://gw.example.com/oauth/callback', client_id: gw, scopes: [crm.read]}
+  - name: local
+    command: node server.js
+    per_user: {}
+";
+    let found = problems(text);
+    has(&found, "servers[1].per_user", "http or sse");
+    let settings = parse(&text.replace(
+        "    command: node server.js\n",
+        "    url: https://b.example.com/mcp\n",
+    ))
+    .unwrap();
+    let crm = settings.servers[0].per_user.as_ref().unwrap();
+    assert_eq!(
+        crm.redirect_uri.as_deref(),
+        Some("https://gw.example.com/oauth/callback")
+    );
+    let registration = crm.registration.as_ref().unwrap();
+    assert_eq!(registration.client_id(), Some("gw"));
+    assert!(format!("{registration:?}").contains("crm.read"));
+    let other = settings.servers[1].per_user.as_ref().unwrap();
+    assert_eq!(other.redirect_uri, None);
+    assert_eq!(other.registration.as_ref().unwrap().client_id(), None);
+}

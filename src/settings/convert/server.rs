@@ -206,6 +206,13 @@ pub(super) fn convert_server(
         );
         return None;
     }
+    if per_user.is_some() && token_exchange.is_some() {
+        p.add(
+            &place.key("per_user"),
+            "a server's calls carry either the caller's own token (per_user) or an exchanged one (token_exchange), not both",
+        );
+        return None;
+    }
     if per_user.is_some() && !matches!(config.transport, Transport::Http | Transport::Sse) {
         p.add(
             &place.key("per_user"),
