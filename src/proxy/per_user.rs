@@ -143,8 +143,14 @@ pub fn routes() -> Router<AppState> {
         .route(CALLBACK_PATH, get(callback))
 }
 
-fn per_user_server(state: &AppState, name: &str) -> Result<Arc<UserAuthorizations>, RestError> {
-    state
+/// The caller's subject and the per-user server `name`, for the REST endpoints.
+async fn caller_at(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<(String, Arc<UserAuthorizations>), RestError> {
+    let identity = identify(state, headers, METHOD_AUTHORIZE, PermissionLevel::Read).await?;
+    let users = state
         .handler()
         .per_user()
         .servers
@@ -156,7 +162,15 @@ fn per_user_server(state: &AppState, name: &str) -> Result<Arc<UserAuthorization
                 "not_found",
                 format!("no per-user server '{name}'"),
             )
-        })
+        })?;
+    let subject = subject_of(&identity).ok_or_else(|| {
+        RestError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "per-user authorization needs a key or a token",
+        )
+    })?;
+    Ok((subject, users))
 }
 
 /// `POST /v1/mcp/servers/{name}/authorize`: the URL where the caller authorizes the server.
@@ -165,15 +179,7 @@ async fn begin(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let identity = identify(&state, &headers, METHOD_AUTHORIZE, PermissionLevel::Read).await?;
-    let users = per_user_server(&state, &name)?;
-    let subject = subject_of(&identity).ok_or_else(|| {
-        RestError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authorizing needs a key or a token",
-        )
-    })?;
+    let (subject, users) = caller_at(&state, &headers, &name).await?;
     let url = users.begin(&subject).await.map_err(|error| {
         RestError::new(StatusCode::BAD_GATEWAY, "upstream_error", error.to_string())
     })?;
@@ -188,15 +194,7 @@ async fn remove(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let identity = identify(&state, &headers, METHOD_AUTHORIZE, PermissionLevel::Read).await?;
-    let users = per_user_server(&state, &name)?;
-    let subject = subject_of(&identity).ok_or_else(|| {
-        RestError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "removing needs a key or a token",
-        )
-    })?;
+    let (subject, users) = caller_at(&state, &headers, &name).await?;
     let removed = users.forget(&subject).await.map_err(|error| {
         RestError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -318,26 +318,8 @@ impl OAuthClient {
                 redirect_uri,
                 handler,
             } => {
-                let supports_s256 = found
-                    .metadata
-                    .code_challenge_methods_supported
-                    .as_ref()
-                    .is_some_and(|m| m.iter().any(|m| m == "S256"));
-                if !supports_s256 {
-                    return Err(OAuthError::PkceUnsupported);
-                }
-                let authorization_endpoint = found
-                    .metadata
-                    .authorization_endpoint
-                    .as_deref()
-                    .ok_or_else(|| {
-                        OAuthError::fetch(
-                            "the authorization endpoint",
-                            "the authorization server names none",
-                        )
-                    })?;
-                let pending = grants::authorization_url(
-                    authorization_endpoint,
+                let pending = grants::start_authorization(
+                    &found.metadata,
                     &client.client_id,
                     redirect_uri,
                     &scopes,

@@ -351,6 +351,36 @@ pub(crate) fn authorization_url(
     })
 }
 
+/// [`authorization_url`] at the authorization server `metadata` describes, after
+/// checking that it advertises PKCE `S256` (the MCP specification has clients refuse
+/// otherwise) and names an authorization endpoint.
+///
+/// # Errors
+/// [`OAuthError::PkceUnsupported`]; [`OAuthError::Fetch`] without an endpoint; as
+/// [`authorization_url`].
+pub(crate) fn start_authorization(
+    metadata: &super::discovery::ServerMetadata,
+    client_id: &str,
+    redirect_uri: &str,
+    scopes: &[String],
+    resource: Option<&str>,
+) -> Result<PendingAuthorization, OAuthError> {
+    let supports_s256 = metadata
+        .code_challenge_methods_supported
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|m| m == "S256"));
+    if !supports_s256 {
+        return Err(OAuthError::PkceUnsupported);
+    }
+    let endpoint = metadata.authorization_endpoint.as_deref().ok_or_else(|| {
+        OAuthError::fetch(
+            "the authorization endpoint",
+            "the authorization server names none",
+        )
+    })?;
+    authorization_url(endpoint, client_id, redirect_uri, scopes, resource)
+}
+
 /// The code of a redirect back from the authorization server, after its checks: an
 /// `error` refuses; `state` must be the one sent; `iss` (RFC 9207), when present or
 /// when the server advertises it, must be exactly the server's issuer (simple string

@@ -288,26 +288,8 @@ impl UserAuthorizations {
     /// authorizations are waiting.
     pub async fn begin(&self, subject: &str) -> Result<Url, OAuthError> {
         let source = self.source().await?;
-        let supports_s256 = source
-            .metadata
-            .code_challenge_methods_supported
-            .as_ref()
-            .is_some_and(|m| m.iter().any(|m| m == "S256"));
-        if !supports_s256 {
-            return Err(OAuthError::PkceUnsupported);
-        }
-        let endpoint = source
-            .metadata
-            .authorization_endpoint
-            .as_deref()
-            .ok_or_else(|| {
-                OAuthError::fetch(
-                    "the authorization endpoint",
-                    "the authorization server names none",
-                )
-            })?;
-        let pending = grants::authorization_url(
-            endpoint,
+        let pending = grants::start_authorization(
+            &source.metadata,
             &source.client.client_id,
             &self.redirect_uri,
             &source.scopes,
@@ -371,12 +353,7 @@ impl UserAuthorizations {
                 .authorization_response_iss_parameter_supported,
         )?;
         let token_url = self.token_url(&source)?;
-        let endpoint = TokenEndpoint {
-            http: &self.http,
-            token_url: &token_url,
-            issuer: &source.metadata.issuer,
-            resource: source.resource.as_deref(),
-        };
+        let endpoint = self.endpoint(&source, &token_url);
         let granted = endpoint
             .authorization_code(&source.client, code, pending.verifier, &self.redirect_uri)
             .await?;
@@ -384,6 +361,15 @@ impl UserAuthorizations {
             .await?;
         tracing::info!(server = %self.server_name, subject = %pending.subject, "a user authorized the server");
         Ok(pending.subject)
+    }
+
+    fn endpoint<'a>(&'a self, source: &'a Source, token_url: &'a str) -> TokenEndpoint<'a> {
+        TokenEndpoint {
+            http: &self.http,
+            token_url,
+            issuer: &source.metadata.issuer,
+            resource: source.resource.as_deref(),
+        }
     }
 
     /// The token endpoint: configured, else discovered.
@@ -453,12 +439,7 @@ impl UserAuthorizations {
         let source = self.source().await?;
         let secret = Secret::new(refresh.clone());
         let token_url = self.token_url(&source)?;
-        let endpoint = TokenEndpoint {
-            http: &self.http,
-            token_url: &token_url,
-            issuer: &source.metadata.issuer,
-            resource: source.resource.as_deref(),
-        };
+        let endpoint = self.endpoint(&source, &token_url);
         let refreshed = endpoint.refresh(&source.client, &secret).await;
         match refreshed {
             Ok(granted) => {
