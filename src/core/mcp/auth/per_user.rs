@@ -13,7 +13,8 @@
 //!
 //! Bounds: at most [`MAX_PENDING`] authorizations wait for their redirect, each for
 //! [`PENDING_LIFETIME`]; refreshes of one server run one at a time (single flight, so a
-//! rotating refresh token is never used twice).
+//! rotating refresh token is never used twice). Subjects are never logged: the service
+//! derives them from credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -359,7 +360,7 @@ impl UserAuthorizations {
             .await?;
         self.keep(&pending.subject, granted, &pending.issuer, None)
             .await?;
-        tracing::info!(server = %self.server_name, subject = %pending.subject, "a user authorized the server");
+        tracing::info!(server = %self.server_name, "a user authorized the server");
         Ok(pending.subject)
     }
 
@@ -447,7 +448,7 @@ impl UserAuthorizations {
                     .await
             }
             Err(error) => {
-                tracing::info!(server = %self.server_name, %subject, %error, "a user's refresh token was refused; they must authorize again");
+                tracing::info!(server = %self.server_name, %error, "a user's refresh token was refused; they must authorize again");
                 self.forget(subject).await?;
                 Err(self.not_authorized())
             }
