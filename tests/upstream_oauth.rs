@@ -277,4 +277,18 @@ async fn each_user_authorizes_once_and_their_calls_carry_their_own_token() {
     let error = users.token("key-bob").await.unwrap_err();
     assert!(matches!(error, OAuthError::NotAuthorized { .. }), "{error}");
     assert!(users.token("key-alice").await.is_ok());
+
+    // A refresh token the provider refuses ends in "authorize again", and the tokens are
+    // gone. (The blob is the library's own JSON; the store only keeps it.)
+    let blob = store.get("key-alice", "crm").await.unwrap().unwrap();
+    let mut kept: Value = serde_json::from_slice(&blob).unwrap();
+    kept["refresh_token"] = json!("not-a-refresh-token");
+    kept["refresh_after"] = json!(0);
+    store
+        .put("key-alice", "crm", serde_json::to_vec(&kept).unwrap())
+        .await
+        .unwrap();
+    let error = users.token("key-alice").await.unwrap_err();
+    assert!(matches!(error, OAuthError::NotAuthorized { .. }), "{error}");
+    assert!(store.get("key-alice", "crm").await.unwrap().is_none());
 }
