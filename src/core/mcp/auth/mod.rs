@@ -521,4 +521,37 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("invalid header name"), "{err}");
     }
+
+    #[tokio::test]
+    async fn discovered_oauth_waits_for_a_challenge_and_hides_its_secret() {
+        let auth = UpstreamAuth::new(
+            "s",
+            "http://127.0.0.1:1/mcp",
+            Some(AuthConfig::oauth_client_credentials("gw", "s3cr3t-value")),
+            &std::collections::HashMap::new(),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert!(!format!("{auth:?}").contains("s3cr3t-value"));
+        // Before the server asks, nothing is fetched and no Authorization is sent.
+        let headers = auth.headers().await.unwrap();
+        assert!(headers.get(AUTHORIZATION).is_none());
+        assert_eq!(auth.max_retries(), DEFAULT_MAX_AUTHORIZATIONS);
+        assert!(auth.can_refresh());
+        // Static credentials are never retried.
+        let bearer = UpstreamAuth::new(
+            "s",
+            "http://127.0.0.1:1/mcp",
+            Some(AuthConfig::bearer("t")),
+            &std::collections::HashMap::new(),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(bearer.max_retries(), 0);
+        assert!(
+            !bearer
+                .refused(&HeaderMap::new(), 401, &HeaderMap::new())
+                .await
+        );
+    }
 }
