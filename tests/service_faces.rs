@@ -285,10 +285,18 @@ impl SseStream {
     }
 
     /// The next `message` event's JSON-RPC message.
+    /// The next message, past the fixture's log messages: it speaks both eras, and on
+    /// the session a session-era client goes through it logs each call, as it does
+    /// directly.
     async fn next_message(&mut self) -> Value {
-        let (event, data) = self.next_event().await;
-        assert_eq!(event, "message");
-        serde_json::from_str(&data).unwrap()
+        loop {
+            let (event, data) = self.next_event().await;
+            assert_eq!(event, "message");
+            let message: Value = serde_json::from_str(&data).unwrap();
+            if message["method"] != "notifications/message" {
+                return message;
+            }
+        }
     }
 }
 
@@ -721,13 +729,19 @@ impl StdioSession {
         self.input.write_all(b"\n").await.unwrap();
     }
 
+    /// The next message, past the fixture's log messages (see `next_message`).
     async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.output.next_line())
-            .await
-            .expect("a line within the wait")
-            .unwrap()
-            .expect("stdout is open");
-        serde_json::from_str(&line).unwrap()
+        loop {
+            let line = tokio::time::timeout(WAIT, self.output.next_line())
+                .await
+                .expect("a line within the wait")
+                .unwrap()
+                .expect("stdout is open");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["method"] != "notifications/message" {
+                return message;
+            }
+        }
     }
 }
 

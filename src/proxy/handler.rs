@@ -51,7 +51,7 @@ use tokio::sync::mpsc;
 use crate::core::mcp::permissions::{PermissionLevel, PermissionManager};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::core::mcp::{
-    CallOptions, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
+    CallOptions, ClientEra, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
 };
 use crate::identity::exchange::TokenExchanger;
 
@@ -205,12 +205,14 @@ impl McpHandler {
     }
 
     /// The enabled server a client's server name (or alias) stands for, when the caller
-    /// may know of it.
-    fn upstream_for(&self, identity: &Identity, server: &str) -> Option<McpServer> {
+    /// may know of it, as seen by a client of the era the request `params` show: its
+    /// requests go through the upstream channel of that era.
+    fn upstream_for(&self, identity: &Identity, server: &str, params: &Value) -> Option<McpServer> {
         self.gateway
             .server_now(server)
             .filter(McpServer::is_enabled)
             .filter(|upstream| self.may_know_server(identity, upstream.name()))
+            .map(|upstream| upstream.for_client_era(client_era(params)))
     }
 
     /// Makes calls to these servers carry the caller's token exchanged for one meant
@@ -473,7 +475,7 @@ impl McpHandler {
             .route(ctx.scope, name)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         let upstream = self
-            .upstream_for(ctx.identity, server)
+            .upstream_for(ctx.identity, server, &params)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         match self.level(ctx.identity, upstream.name(), tool) {
             PermissionLevel::Deny => return Err(ClientError::unknown_tool(name)),
@@ -577,7 +579,7 @@ impl McpHandler {
         let not_found = || resource_not_found(&uri, stateless);
         let (server, original) = self.route_resource(ctx.scope, &uri).ok_or_else(not_found)?;
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, &params)
             .ok_or_else(not_found)?;
         if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
             return Err(not_found());
@@ -704,7 +706,7 @@ impl McpHandler {
         let not_found = || resource_not_found(uri, is_stateless(params));
         let (server, original) = self.route_resource(ctx.scope, uri).ok_or_else(not_found)?;
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, params)
             .ok_or_else(not_found)?;
         // Counted and answered under the server's own name, not an alias.
         let server = upstream.name().to_string();
@@ -789,7 +791,12 @@ impl McpHandler {
                 },
                 Err(_) => false,
             };
-            if let (true, Some(upstream)) = (last, self.gateway.server_now(&server)) {
+            // Subscriptions are made by clients of the session era.
+            let upstream = self
+                .gateway
+                .server_now(&server)
+                .map(|s| s.for_client_era(ClientEra::Sessions));
+            if let (true, Some(upstream)) = (last, upstream) {
                 let _ = upstream
                     .request("resources/unsubscribe", Some(json!({"uri": original})))
                     .await;
@@ -812,10 +819,12 @@ impl McpHandler {
             ));
         }
         let servers = self.servers_in(ctx.scope, ctx.identity);
+        let era = client_era(&params);
         futures::future::join_all(servers.iter().map(|name| async move {
             let Some(server) = self.gateway.server_now(name) else {
                 return;
             };
+            let server = server.for_client_era(era);
             let logs = server
                 .capabilities()
                 .is_some_and(|c| c.get("logging").is_some());
@@ -856,7 +865,7 @@ impl McpHandler {
             _ => return Err(unknown()),
         };
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, &params)
             .ok_or_else(unknown)?;
         if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
             return Err(unknown());
@@ -894,7 +903,7 @@ impl McpHandler {
         let (server, prompt) = self.route(ctx.scope, &name).ok_or_else(unknown)?;
         let prompt = prompt.to_string();
         let upstream = self
-            .upstream_for(ctx.identity, server)
+            .upstream_for(ctx.identity, server, &params)
             .ok_or_else(unknown)?;
         if self.level(ctx.identity, upstream.name(), &prompt) < PermissionLevel::Read {
             return Err(unknown());
@@ -958,6 +967,15 @@ fn template_matches(template: &str, uri: &str) -> bool {
     }
     pattern.push_str(rest);
     crate::core::mcp::permissions::glob_match(&pattern, uri)
+}
+
+/// The era of the client that sent a request with these params.
+fn client_era(params: &Value) -> ClientEra {
+    if is_stateless(params) {
+        ClientEra::Stateless
+    } else {
+        ClientEra::Sessions
+    }
 }
 
 /// Whether a request comes from a client of the stateless revision (its `_meta` names
