@@ -317,12 +317,14 @@ impl McpHandler {
         })
     }
 
-    /// The `server/discover` result (stateless revision).
+    /// The `server/discover` result (stateless revision). Its capabilities are what the
+    /// gateway serves in that revision: no `logging` (removed), and no `listChanged` or
+    /// `subscribe` while `subscriptions/listen` is not served on this face.
     pub fn discover_result(&self) -> Value {
         json!({
             "resultType": "complete",
             "supportedVersions": protocol::SUPPORTED_VERSIONS,
-            "capabilities": self.capabilities(),
+            "capabilities": {"tools": {}, "resources": {}, "prompts": {}, "completions": {}},
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
             "ttlMs": 0,
             "cacheScope": "private",
@@ -383,6 +385,28 @@ impl McpHandler {
                 format!("Method not found: {other}"),
             )),
         }
+    }
+
+    /// Whether a tool call of a stateless client goes to an upstream channel of the
+    /// stateless revision, whose `input_required` rounds pass through to the client (no
+    /// bridging needed, so the call can stream its progress). False when the tool does
+    /// not route, or the upstream cannot be reached to know.
+    pub async fn call_goes_stateless(
+        &self,
+        identity: &Identity,
+        scope: &Scope,
+        params: &Value,
+    ) -> bool {
+        let Some(name) = params.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        let Some((server, _)) = self.route(scope, name) else {
+            return false;
+        };
+        let Some(upstream) = self.upstream_for(identity, server, params) else {
+            return false;
+        };
+        upstream.connect().await.is_ok() && upstream.speaks_stateless() == Some(true)
     }
 
     /// The servers of the scope that the gateway has, that are enabled, and that the
@@ -504,11 +528,27 @@ impl McpHandler {
             })
             .filter(|m| !m.is_empty());
         let credential = self.credential_for(&ctx, &upstream).await?;
+        // A stateless client answers its upstream's `input_required` rounds itself: they
+        // reach it as the upstream made them, and its retry goes upstream as it is.
+        let stateless = is_stateless(&params);
+        let input = stateless
+            .then(|| {
+                params.as_object().map(|p| {
+                    p.iter()
+                        .filter(|(k, _)| *k == "inputResponses" || *k == "requestState")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Map<String, Value>>()
+                })
+            })
+            .flatten()
+            .filter(|m| !m.is_empty());
         let options = CallOptions {
             progress: ctx.progress,
             timeout: None,
             meta,
             server_requests: channels.asker,
+            pass_input_required: stateless,
+            input,
             notifications: channels.notifications,
             credential,
         };

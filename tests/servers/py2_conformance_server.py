@@ -245,6 +245,20 @@ def register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of what the 
         return "client declared sampling"
 
     @mcp.tool()
+    async def test_logging_tool(ctx: Context) -> str:
+        """Logs one message (a 2026-07-28 client gets it only with a `logLevel` in `_meta`)."""
+        await ctx.log("info", "test_logging_tool ran")
+        return "logged"
+
+    @mcp.tool()
+    async def test_streaming_elicitation(ctx: Context) -> CallToolResult | InputRequiredResult:
+        """Asks for a name: in 2026-07-28 as an input_required result, never as a request on the stream."""
+        answer = responses(ctx).get("user_name")
+        if answer is None:
+            return InputRequiredResult(input_requests=NAME_REQ)
+        return CallToolResult(content=[text("thanks")])
+
+    @mcp.tool()
     async def test_input_required_result_elicitation(ctx: Context) -> CallToolResult | InputRequiredResult:
         """One elicitation round under the key `user_name`."""
         answer = responses(ctx).get("user_name")

@@ -10,7 +10,8 @@
 //! subscriptions, log levels). Never one per caller. When the upstream refuses
 //! `initialize` (a stateless-only server), session-era callers go through the primary
 //! channel, and the proxy translates; the refusal is remembered for
-//! [`SESSION_CHANNEL_RETRY`].
+//! [`SESSION_CHANNEL_RETRY`]. A server configured `protocol: stateless`
+//! ([`ProtocolPreference::Stateless`](super::ProtocolPreference)) gets no session channel.
 //!
 //! Also here: the `_meta` every stateless request carries, with the capabilities the
 //! calling client declared rather than the gateway's own (design: `docs/protocol-eras.md`).

@@ -146,6 +146,14 @@ pub struct CallOptions {
     /// Receives the requests the server makes during this call (elicitation, sampling,
     /// roots); without it they are answered "not supported".
     pub server_requests: Option<mpsc::UnboundedSender<ServerRequest>>,
+    /// Return a stateless server's `input_required` results to the caller as they are
+    /// (its keys, all its questions, its `requestState`) instead of answering them
+    /// through `server_requests`: for a caller that answers them itself (a client of the
+    /// stateless revision, whose retry carries `input`).
+    pub pass_input_required: bool,
+    /// The `inputResponses` and `requestState` of such a caller's retry, sent with the
+    /// call unchanged (an object with either or both keys; other keys are ignored).
+    pub input: Option<Map<String, Value>>,
     /// Receives the notifications that come with this call (`notifications/message`
     /// on its own reply stream); without it they go to [`McpServer::notifications`].
     pub notifications: Option<mpsc::UnboundedSender<ServerNotification>>,
@@ -345,6 +353,12 @@ impl McpServer {
         self.negotiation().map(|n| n.protocol_version)
     }
 
+    /// Whether this handle's channel speaks the stateless revision, once connected
+    /// (see [`McpServer::for_client_era`]).
+    pub fn speaks_stateless(&self) -> Option<bool> {
+        self.negotiation().map(|n| n.stateless)
+    }
+
     /// The server's capabilities, once connected.
     pub fn capabilities(&self) -> Option<Value> {
         self.negotiation().map(|n| n.capabilities)
@@ -533,6 +547,12 @@ impl McpServer {
         if let Some(meta) = options.meta {
             params.insert("_meta".into(), Value::Object(meta));
         }
+        for (key, value) in options.input.into_iter().flatten() {
+            if key == "inputResponses" || key == "requestState" {
+                params.insert(key, value);
+            }
+        }
+        let pass_input_required = options.pass_input_required;
         let asker = options.server_requests.clone();
         let extras = Extras {
             name: Some(tool),
@@ -559,6 +579,13 @@ impl McpServer {
                 )
                 .await;
             match outcome {
+                Ok(result)
+                    if pass_input_required
+                        && result.get("resultType").and_then(Value::as_str)
+                            == Some("input_required") =>
+                {
+                    return Ok(ToolResult::from_value(result));
+                }
                 Ok(result)
                     if result.get("resultType").and_then(Value::as_str)
                         == Some("input_required") =>
@@ -1030,7 +1057,8 @@ impl McpServer {
             None => Box::pin(self.open_shared_session(deadline)).await?,
         };
         let stateless = primary.negotiation.get().is_some_and(|n| n.stateless);
-        if self.client_era != ClientEra::Sessions || !stateless {
+        let only_stateless = self.inner.options.protocol == ProtocolPreference::Stateless;
+        if self.client_era != ClientEra::Sessions || !stateless || only_stateless {
             return Ok(primary);
         }
         match Box::pin(self.session_channel(deadline)).await {
