@@ -546,6 +546,49 @@ async fn the_stateless_revision_on_the_same_endpoint() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    // A header that disagrees with `_meta` is a mismatch (-32020), checked before the
+    // version itself (which would be -32022 here).
+    let disagreeing = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/list")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": old_meta}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disagreeing.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        disagreeing.json::<Value>().await.unwrap()["error"]["code"],
+        -32020
+    );
+    // Methods the revision removed, `initialize` under its header among them: 404 -32601.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ] {
+        let params = json!({"uri": "x://y", "level": "info", "protocolVersion": "2025-11-25",
+            "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}, "_meta": meta});
+        let removed = modern(method, None, params).send().await.unwrap();
+        assert_eq!(removed.status(), StatusCode::NOT_FOUND, "{method}");
+        let body: Value = removed.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
+        assert!(body.get("result").is_none(), "{method}: {body}");
+    }
+    // What discover advertises is what this revision serves here: no logging, no
+    // list_changed or subscribe without subscriptions/listen.
+    let capabilities = &discovered["result"]["capabilities"];
+    assert!(capabilities.get("logging").is_none(), "{capabilities}");
+    assert!(
+        capabilities["tools"].get("listChanged").is_none(),
+        "{capabilities}"
+    );
+    assert!(
+        capabilities["resources"].get("subscribe").is_none(),
+        "{capabilities}"
+    );
     gw.stop().await;
 }
 
