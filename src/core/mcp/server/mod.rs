@@ -532,8 +532,19 @@ impl McpServer {
                 tool_name: tool.to_string(),
             });
         };
+        // A null argument for a header parameter is left out of the headers (SEP-2243),
+        // not refused here: the schema's type check skips it.
+        let checked = match (&arguments, snapshot.get(tool)) {
+            (Value::Object(map), Some(t)) if !t.header_properties().is_empty() => {
+                let headers = t.header_properties();
+                let mut map = map.clone();
+                map.retain(|k, v| !(v.is_null() && headers.contains(&k.as_str())));
+                std::borrow::Cow::Owned(Value::Object(map))
+            }
+            _ => std::borrow::Cow::Borrowed(&arguments),
+        };
         validator
-            .validate(&arguments)
+            .validate(&checked)
             .map_err(|e| McpError::InvalidArguments {
                 server_name: self.name().to_string(),
                 tool_name: tool.to_string(),
@@ -673,7 +684,12 @@ impl McpServer {
                 ));
             }
             match tokio::time::timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(value))) => {
+                Ok(Ok(Ok(mut value))) => {
+                    if method == "elicitation/create" {
+                        if let Some(params) = request.get("params") {
+                            protocol::fill_elicitation_defaults(params, &mut value);
+                        }
+                    }
                     answers.insert(key, value);
                 }
                 Ok(Ok(Err(error))) => {
@@ -876,8 +892,9 @@ impl McpServer {
                     )));
                 }
                 match serde_json::from_value::<Tool>(item) {
-                    Ok(tool) if !valid_param_headers(&tool) => {
-                        tracing::warn!(server = %self.name(), tool = %tool.name, "dropped a tool with an invalid x-mcp-header annotation")
+                    Ok(tool) if tool.param_header_problem().is_some() => {
+                        let problem = tool.param_header_problem().unwrap_or_default();
+                        tracing::warn!(server = %self.name(), tool = %tool.name, %problem, "left a tool out of the list: its x-mcp-header annotations are unusable (SEP-2243)")
                     }
                     Ok(tool) => tools.push(tool),
                     Err(error) => {
@@ -1380,13 +1397,21 @@ impl McpServer {
             .and_then(Value::as_array)
             .map(|v| v.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        if !versions.is_empty() && !versions.contains(&protocol::STATELESS_VERSION) {
+        // Only a result that names the stateless revision among its versions proves a
+        // stateless server: one without `supportedVersions` (a server that answers any
+        // method with something) is not proof, and `initialize` decides.
+        if !versions.contains(&protocol::STATELESS_VERSION) {
             session.connection.set_negotiated(Negotiated::default());
+            session.connection.reset_session();
             return Err(McpError::Rpc {
                 server_name: self.name().to_string(),
                 method: protocol::METHOD_DISCOVER.to_string(),
                 code: protocol::METHOD_NOT_FOUND,
-                message: format!("the server supports only {versions:?}"),
+                message: if versions.is_empty() {
+                    "server/discover named no supportedVersions".to_string()
+                } else {
+                    format!("the server supports only {versions:?}")
+                },
                 data: None,
             });
         }
@@ -1454,6 +1479,20 @@ impl McpServer {
 /// anything else the server says, an HTTP 4xx, or silence means a legacy server.
 fn falls_back_to_initialize(error: &McpError) -> bool {
     match error {
+        // -32022 naming a session-era version we speak: a dual-era server that wants
+        // `initialize` (the spec's "pick a common version from `supported` and retry").
+        McpError::Rpc {
+            code: -32022,
+            data: Some(data),
+            ..
+        } => data
+            .get("supported")
+            .and_then(Value::as_array)
+            .is_some_and(|v| {
+                v.iter()
+                    .filter_map(Value::as_str)
+                    .any(protocol::is_supported_session_version)
+            }),
         McpError::Rpc { code, .. } => !(-32022..=-32020).contains(code),
         McpError::Protocol { .. } | McpError::Timeout { .. } => true,
         McpError::Transport { message, .. } => message.contains("HTTP 4"),
@@ -1475,24 +1514,6 @@ fn listen_filter(capabilities: &Value) -> Option<Value> {
         }
     }
     (!filter.is_empty()).then_some(Value::Object(filter))
-}
-
-/// Whether every `x-mcp-header` annotation of a tool's properties is a usable header
-/// name suffix (the stateless revision drops tools whose annotation is invalid).
-fn valid_param_headers(tool: &Tool) -> bool {
-    tool.input_schema
-        .properties()
-        .values()
-        .all(|property| match property.get("x-mcp-header") {
-            None => true,
-            Some(Value::String(name)) => {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }
-            Some(_) => false,
-        })
 }
 
 /// The `Mcp-Param-*` headers of a call: one per argument whose property is marked
@@ -1571,6 +1592,27 @@ struct Extras<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_version_naming_a_session_version_falls_back_to_initialize() {
+        let rpc = |code: i64, data: Option<Value>| McpError::Rpc {
+            server_name: "s".into(),
+            method: "server/discover".into(),
+            code,
+            message: "m".into(),
+            data,
+        };
+        let common = rpc(
+            -32022,
+            Some(json!({"supported": ["2025-11-25"], "requested": "2026-07-28"})),
+        );
+        assert!(falls_back_to_initialize(&common));
+        let none_common = rpc(-32022, Some(json!({"supported": ["2031-01-01"]})));
+        assert!(!falls_back_to_initialize(&none_common));
+        assert!(!falls_back_to_initialize(&rpc(-32022, None)));
+        assert!(!falls_back_to_initialize(&rpc(-32020, None)));
+        assert!(falls_back_to_initialize(&rpc(-32601, None)));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
