@@ -236,10 +236,11 @@ impl Ws {
     }
 
     /// `initialize` and `notifications/initialized`.
+    /// `initialize`, declaring `elicitation` (what the upstream may ask of it).
     async fn initialize(&mut self) -> Value {
         let result = self
             .call(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}}))
             .await;
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;

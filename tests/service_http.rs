@@ -85,12 +85,18 @@ policies:
         request
     }
 
-    /// `initialize` on `path`; returns the session id.
+    /// `initialize` on `path`, declaring `elicitation`; returns the session id.
     async fn session(&self, path: &str, key: &str) -> String {
+        self.session_declaring(path, key, json!({"elicitation": {}}))
+            .await
+    }
+
+    /// `initialize` on `path` with these client capabilities; returns the session id.
+    async fn session_declaring(&self, path: &str, key: &str, capabilities: Value) -> String {
         let response = self
             .post(path, Some(key))
             .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+                "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}}))
             .send()
             .await
             .unwrap();
@@ -719,6 +725,38 @@ async fn an_upstreams_elicitation_reaches_the_calling_client_and_its_answer_goes
         .expect("the call's response");
     let text = result["result"]["content"].to_string();
     assert!(text.contains("Name: Ada"), "{result}");
+    // A client that declared no elicitation never sees the request: the gateway refuses
+    // it upstream (-32601), and the call ends with what the upstream makes of that.
+    let carol = gw.session_declaring("/mcp", "sk-alice", json!({})).await;
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &carol)
+        .json(&call_tool(2, "ev__trigger-elicitation-request", json!({})))
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .chain(serde_json::from_str::<Value>(&text).ok())
+        .collect();
+    assert!(
+        messages.iter().all(|m| m["method"] != "elicitation/create"),
+        "{text}"
+    );
+    let reply = messages
+        .iter()
+        .find(|m| m["id"] == 2)
+        .expect("the call's response");
+    assert!(
+        reply.to_string().contains("elicitation"),
+        "the upstream heard why: {reply}"
+    );
     gw.stop().await;
 }
 

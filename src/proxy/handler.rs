@@ -127,6 +127,46 @@ impl From<McpError> for ClientError {
     }
 }
 
+/// An upstream's request during a call, if the downstream client declared the capability
+/// it needs (`sampling`, `elicitation`, `elicitation.url` for URL mode, `roots`); else the
+/// request is answered upstream with `-32601` naming the capability, and never reaches the
+/// client (issue 9: capabilities are the client's). `declared` is what the client sent in
+/// `initialize`; `None` (not known) lets every request through.
+pub fn relay_if_declared(
+    request: ServerRequest,
+    declared: Option<&Value>,
+) -> Option<ServerRequest> {
+    let Some(declared) = declared else {
+        return Some(request);
+    };
+    let needed = match request.method.as_str() {
+        "sampling/createMessage" => "/sampling",
+        "roots/list" => "/roots",
+        "elicitation/create"
+            if request.params.get("mode").and_then(Value::as_str) == Some("url") =>
+        {
+            "/elicitation/url"
+        }
+        "elicitation/create" => "/elicitation",
+        _ => return Some(request),
+    };
+    if declared.pointer(needed).is_some() {
+        return Some(request);
+    }
+    let capability = needed.trim_start_matches('/').replace('/', ".");
+    let _ = request
+        .reply
+        .send(Err(crate::core::mcp::protocol::RpcError {
+            code: METHOD_NOT_FOUND,
+            message: format!(
+                "the client did not declare the '{capability}' capability that '{}' needs",
+                request.method
+            ),
+            data: None,
+        }));
+    None
+}
+
 /// The result of one client request: a result or an error.
 pub type Outcome = Result<Value, ClientError>;
 

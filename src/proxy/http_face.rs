@@ -473,6 +473,12 @@ impl PostContext {
         self.state
             .metrics()
             .record_request("http", protocol::METHOD_INITIALIZE, "ok");
+        session.set_client_capabilities(
+            params
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+        );
         tracing::info!(key = %self.identity.name, session = %session.id, %version, "downstream session opened");
         let mut response = message_response(StatusCode::OK, &protocol::response(id, result));
         if let Ok(value) = HeaderValue::from_str(&session.id) {
@@ -947,6 +953,7 @@ impl Events {
     /// An upstream's request, relayed under an id of this session.
     fn request_message(&self, request: ServerRequest) -> Option<Value> {
         let session = self.session.as_ref()?;
+        let request = super::handler::relay_if_declared(request, session.client_capabilities())?;
         let id = session.ask(request.reply);
         Some(protocol::request_with_id(
             Value::from(id),
