@@ -84,6 +84,13 @@ def dump(value: Any) -> Any:
     return value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
 
 
+async def elicit_report(ctx: Context, label: str, message: str, schema: dict[str, Any]) -> str:
+    """Asks the client (session era: an elicitation/create request during the call) and
+    reports its answer as the scenarios expect: `<label>: action=…, content={…}`."""
+    r = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+    return f"{label}: action={r.action}, content={json.dumps(r.content or {})}"
+
+
 def register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of what the scenarios call
     subscriptions: set[str] = set()
 
@@ -173,8 +180,7 @@ def register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of what the 
             },
             "required": ["username", "email"],
         }
-        r = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
-        return f"User response: action={r.action}, content={json.dumps(r.content or {})}"
+        return await elicit_report(ctx, "User response", message, schema)
 
     @mcp.tool()
     async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
@@ -189,8 +195,7 @@ def register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of what the 
                 "verified": {"type": "boolean", "default": True},
             },
         }
-        r = await ctx.session.elicit_form("Please provide user information", schema, related_request_id=ctx.request_id)
-        return f"Elicitation completed: action={r.action}, content={json.dumps(r.content or {})}"
+        return await elicit_report(ctx, "Elicitation completed", "Please provide user information", schema)
 
     @mcp.tool()
     async def test_elicitation_sep1330_enums(ctx: Context) -> str:
@@ -228,8 +233,7 @@ def register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of what the 
                 },
             },
         }
-        r = await ctx.session.elicit_form("Please select options", schema, related_request_id=ctx.request_id)
-        return f"Elicitation completed: action={r.action}, content={json.dumps(r.content or {})}"
+        return await elicit_report(ctx, "Elicitation completed", "Please select options", schema)
 
     # ---- 2026-07-28: capabilities and input_required rounds ---------------------------
     @mcp.tool()
