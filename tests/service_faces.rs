@@ -235,8 +235,7 @@ impl Ws {
         self.response(id).await.1
     }
 
-    /// `initialize` and `notifications/initialized`.
-    /// `initialize`, declaring `elicitation` (what the upstream may ask of it).
+    /// `initialize` and `notifications/initialized`, declaring `elicitation` (what the upstream may ask of it).
     async fn initialize(&mut self) -> Value {
         let result = self
             .call(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -361,6 +360,10 @@ async fn websocket_sessions_list_call_stream_progress_and_cancel() {
 
     // Requests run concurrently: a hanging call does not hold up the next one, and the
     // client's notifications/cancelled stops it here and upstream, without a response.
+    // (A first call opens the session a session-era client gets on this dual-era
+    // upstream: a second stdio process, beside the stateless one. Opened before the hang,
+    // so the hang is sent before it is cancelled.)
+    kid_stats(&mut ws, 99).await;
     ws.send(&call_tool(4, "kid__hang", json!({}))).await;
     let quick = ws
         .call(call_tool(5, "fx__echo", json!({"text": "meanwhile"})))

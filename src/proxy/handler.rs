@@ -182,6 +182,9 @@ pub struct McpHandler {
     private_server_names: bool,
     /// How many client subscriptions each (server, URI) has.
     subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>,
+    /// The most verbose log level (a `log_rank`) sent to each server's shared session: a
+    /// client asking for fewer logs never lowers what the others get.
+    upstream_log_levels: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Where a tool call's upstream requests and notifications go, when the face can relay
@@ -215,6 +218,7 @@ impl McpHandler {
             server_name: "litellm-mcp".to_string(),
             private_server_names: false,
             subscriptions: Arc::default(),
+            upstream_log_levels: Arc::default(),
         }
     }
 
@@ -884,9 +888,11 @@ impl McpHandler {
         }
     }
 
-    /// `logging/setLevel`: passed to the servers in scope that log. The upstream
-    /// sessions are shared, so the face also filters what each client receives by the
-    /// level it asked for.
+    /// `logging/setLevel`: passed to the servers in scope that log, but only when it asks
+    /// for more than any client has asked of that server before. The upstream sessions
+    /// are shared: a client that wants fewer logs must not silence them for the others,
+    /// so its level is applied by its face, which filters what each client receives by
+    /// the level it asked for.
     async fn set_level(&self, ctx: &RequestContext<'_>, params: Value) -> Outcome {
         let level = params
             .get("level")
@@ -908,7 +914,17 @@ impl McpHandler {
             let logs = server
                 .capabilities()
                 .is_some_and(|c| c.get("logging").is_some());
-            if logs {
+            let rank = log_rank(level).unwrap_or(0);
+            let widens = logs
+                && self.upstream_log_levels.lock().is_ok_and(|mut sent| {
+                    let entry = sent.entry(server.name().to_string()).or_insert(usize::MAX);
+                    let widens = rank < *entry;
+                    if widens {
+                        *entry = rank;
+                    }
+                    widens
+                });
+            if widens {
                 let _ = server
                     .request("logging/setLevel", Some(json!({"level": level})))
                     .await;
