@@ -52,7 +52,10 @@ impl Gateway {
         descriptors: Option<u64>,
     ) -> Gateway {
         let yaml = format!(
-            "listen: 127.0.0.1:0\nmax_sessions_per_key: 5\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\npolicies:\n  default_level: execute\n",
+            // `protocol: stateless`: these tests measure the gateway's downstream bounds
+            // in messages per call; over the session a session-era client would get on
+            // this dual-era fixture, it also logs each call (a second message).
+            "listen: 127.0.0.1:0\nmax_sessions_per_key: 5\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\n    protocol: stateless\npolicies:\n  default_level: execute\n",
             upstream.port
         );
         let dir = std::env::temp_dir().join(format!(

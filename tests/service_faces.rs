@@ -235,11 +235,11 @@ impl Ws {
         self.response(id).await.1
     }
 
-    /// `initialize` and `notifications/initialized`.
+    /// `initialize` and `notifications/initialized`, declaring `elicitation` (what the upstream may ask of it).
     async fn initialize(&mut self) -> Value {
         let result = self
             .call(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}}))
             .await;
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
@@ -285,10 +285,18 @@ impl SseStream {
     }
 
     /// The next `message` event's JSON-RPC message.
+    /// The next message, past the fixture's log messages: it speaks both eras, and on
+    /// the session a session-era client goes through it logs each call, as it does
+    /// directly.
     async fn next_message(&mut self) -> Value {
-        let (event, data) = self.next_event().await;
-        assert_eq!(event, "message");
-        serde_json::from_str(&data).unwrap()
+        loop {
+            let (event, data) = self.next_event().await;
+            assert_eq!(event, "message");
+            let message: Value = serde_json::from_str(&data).unwrap();
+            if message["method"] != "notifications/message" {
+                return message;
+            }
+        }
     }
 }
 
@@ -352,6 +360,10 @@ async fn websocket_sessions_list_call_stream_progress_and_cancel() {
 
     // Requests run concurrently: a hanging call does not hold up the next one, and the
     // client's notifications/cancelled stops it here and upstream, without a response.
+    // (A first call opens the session a session-era client gets on this dual-era
+    // upstream: a second stdio process, beside the stateless one. Opened before the hang,
+    // so the hang is sent before it is cancelled.)
+    kid_stats(&mut ws, 99).await;
     ws.send(&call_tool(4, "kid__hang", json!({}))).await;
     let quick = ws
         .call(call_tool(5, "fx__echo", json!({"text": "meanwhile"})))
@@ -721,13 +733,19 @@ impl StdioSession {
         self.input.write_all(b"\n").await.unwrap();
     }
 
+    /// The next message, past the fixture's log messages (see `next_message`).
     async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.output.next_line())
-            .await
-            .expect("a line within the wait")
-            .unwrap()
-            .expect("stdout is open");
-        serde_json::from_str(&line).unwrap()
+        loop {
+            let line = tokio::time::timeout(WAIT, self.output.next_line())
+                .await
+                .expect("a line within the wait")
+                .unwrap()
+                .expect("stdout is open");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["method"] != "notifications/message" {
+                return message;
+            }
+        }
     }
 }
 

@@ -85,12 +85,18 @@ policies:
         request
     }
 
-    /// `initialize` on `path`; returns the session id.
+    /// `initialize` on `path`, declaring `elicitation`; returns the session id.
     async fn session(&self, path: &str, key: &str) -> String {
+        self.session_declaring(path, key, json!({"elicitation": {}}))
+            .await
+    }
+
+    /// `initialize` on `path` with these client capabilities; returns the session id.
+    async fn session_declaring(&self, path: &str, key: &str, capabilities: Value) -> String {
         let response = self
             .post(path, Some(key))
             .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+                "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}}))
             .send()
             .await
             .unwrap();
@@ -104,7 +110,9 @@ policies:
         id
     }
 
-    /// A request in a session; returns the status and the JSON body.
+    /// A request in a session; returns the status and the JSON body, or, when the
+    /// gateway answered with an SSE stream (what the upstream sent during the call came
+    /// first, e.g. its log messages on a dual-era upstream's session), the response in it.
     async fn call(&self, path: &str, key: &str, session: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .post(path, Some(key))
@@ -115,7 +123,14 @@ policies:
             .await
             .unwrap();
         let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let text = response.text().await.unwrap_or_default();
+        let reply = serde_json::from_str(&text).ok().or_else(|| {
+            text.lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                .find(|message| message.get("id").is_some() && message.get("method").is_none())
+        });
+        (status, reply.unwrap_or(Value::Null))
     }
 
     async fn stop(self) {
@@ -537,6 +552,49 @@ async fn the_stateless_revision_on_the_same_endpoint() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    // A header that disagrees with `_meta` is a mismatch (-32020), checked before the
+    // version itself (which would be -32022 here).
+    let disagreeing = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/list")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": old_meta}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disagreeing.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        disagreeing.json::<Value>().await.unwrap()["error"]["code"],
+        -32020
+    );
+    // Methods the revision removed, `initialize` under its header among them: 404 -32601.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ] {
+        let params = json!({"uri": "x://y", "level": "info", "protocolVersion": "2025-11-25",
+            "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}, "_meta": meta});
+        let removed = modern(method, None, params).send().await.unwrap();
+        assert_eq!(removed.status(), StatusCode::NOT_FOUND, "{method}");
+        let body: Value = removed.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
+        assert!(body.get("result").is_none(), "{method}: {body}");
+    }
+    // What discover advertises is what this revision serves here: no logging, no
+    // list_changed or subscribe without subscriptions/listen.
+    let capabilities = &discovered["result"]["capabilities"];
+    assert!(capabilities.get("logging").is_none(), "{capabilities}");
+    assert!(
+        capabilities["tools"].get("listChanged").is_none(),
+        "{capabilities}"
+    );
+    assert!(
+        capabilities["resources"].get("subscribe").is_none(),
+        "{capabilities}"
+    );
     gw.stop().await;
 }
 
@@ -560,7 +618,10 @@ async fn progress_streams_to_the_caller_and_cancellation_reaches_upstream() {
     let messages: Vec<Value> = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        // The fixture speaks both eras; a session client goes through its session, where
+        // it also logs each call (`notifications/message`), as it does directly.
+        .filter(|m| m["method"] != "notifications/message")
         .collect();
     assert_eq!(messages.len(), 4, "{text}");
     for (i, note) in messages[..3].iter().enumerate() {
@@ -664,6 +725,38 @@ async fn an_upstreams_elicitation_reaches_the_calling_client_and_its_answer_goes
         .expect("the call's response");
     let text = result["result"]["content"].to_string();
     assert!(text.contains("Name: Ada"), "{result}");
+    // A client that declared no elicitation never sees the request: the gateway refuses
+    // it upstream (-32601), and the call ends with what the upstream makes of that.
+    let carol = gw.session_declaring("/mcp", "sk-alice", json!({})).await;
+    let response = gw
+        .post("/mcp", Some("sk-alice"))
+        .header("Mcp-Session-Id", &carol)
+        .json(&call_tool(2, "ev__trigger-elicitation-request", json!({})))
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .chain(serde_json::from_str::<Value>(&text).ok())
+        .collect();
+    assert!(
+        messages.iter().all(|m| m["method"] != "elicitation/create"),
+        "{text}"
+    );
+    let reply = messages
+        .iter()
+        .find(|m| m["id"] == 2)
+        .expect("the call's response");
+    assert!(
+        reply.to_string().contains("elicitation"),
+        "the upstream heard why: {reply}"
+    );
     gw.stop().await;
 }
 

@@ -80,7 +80,10 @@ async fn sigterm_lets_calls_finish_and_stops_stdio_servers() {
         .unwrap();
     assert_eq!(warm["result"]["content"][0]["text"], "x");
     let marker = format!("SHUTDOWN_MARKER={}", std::process::id());
-    assert_eq!(processes_with_env(&marker).len(), 1);
+    // The fixture speaks both eras: the gateway's stateless channel to it is one process,
+    // and the shared session this session-era client goes through is another
+    // (docs/protocol-eras.md); shutdown must stop both.
+    assert_eq!(processes_with_env(&marker).len(), 2);
 
     let slow = post(
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "kid__slow", "arguments": {"ms": 1500}}}),

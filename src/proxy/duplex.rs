@@ -106,6 +106,7 @@ pub async fn run(
         next_ask: 1,
         subscribed: HashSet::new(),
         log_level: Arc::new(AtomicUsize::new(0)),
+        client_capabilities: None,
     };
     let mut reading = true;
     loop {
@@ -175,6 +176,9 @@ struct Session {
     subscribed: HashSet<String>,
     /// The least severe log level the client wants, as a `log_rank`.
     log_level: Arc<AtomicUsize>,
+    /// The capabilities the client declared in `initialize`: an upstream's request that
+    /// needs one it lacks is refused upstream, not relayed.
+    client_capabilities: Option<Value>,
 }
 
 impl Session {
@@ -226,6 +230,10 @@ impl Session {
         if !reading {
             return;
         }
+        let Some(ask) = super::handler::relay_if_declared(ask, self.client_capabilities.as_ref())
+        else {
+            return;
+        };
         let id = format!("gw-{}", self.next_ask);
         self.next_ask += 1;
         let request =
@@ -309,6 +317,12 @@ impl Session {
             }
         }
         if method == protocol::METHOD_INITIALIZE {
+            self.client_capabilities = Some(
+                params
+                    .get("capabilities")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Default::default())),
+            );
             let requested = params
                 .get("protocolVersion")
                 .and_then(Value::as_str)

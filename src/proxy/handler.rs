@@ -51,7 +51,7 @@ use tokio::sync::mpsc;
 use crate::core::mcp::permissions::{PermissionLevel, PermissionManager};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::core::mcp::{
-    CallOptions, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
+    CallOptions, ClientEra, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
 };
 use crate::identity::exchange::TokenExchanger;
 
@@ -127,6 +127,46 @@ impl From<McpError> for ClientError {
     }
 }
 
+/// An upstream's request during a call, if the downstream client declared the capability
+/// it needs (`sampling`, `elicitation`, `elicitation.url` for URL mode, `roots`); else the
+/// request is answered upstream with `-32601` naming the capability, and never reaches the
+/// client (issue 9: capabilities are the client's). `declared` is what the client sent in
+/// `initialize`; `None` (not known) lets every request through.
+pub fn relay_if_declared(
+    request: ServerRequest,
+    declared: Option<&Value>,
+) -> Option<ServerRequest> {
+    let Some(declared) = declared else {
+        return Some(request);
+    };
+    let needed = match request.method.as_str() {
+        "sampling/createMessage" => "/sampling",
+        "roots/list" => "/roots",
+        "elicitation/create"
+            if request.params.get("mode").and_then(Value::as_str) == Some("url") =>
+        {
+            "/elicitation/url"
+        }
+        "elicitation/create" => "/elicitation",
+        _ => return Some(request),
+    };
+    if declared.pointer(needed).is_some() {
+        return Some(request);
+    }
+    let capability = needed.trim_start_matches('/').replace('/', ".");
+    let _ = request
+        .reply
+        .send(Err(crate::core::mcp::protocol::RpcError {
+            code: METHOD_NOT_FOUND,
+            message: format!(
+                "the client did not declare the '{capability}' capability that '{}' needs",
+                request.method
+            ),
+            data: None,
+        }));
+    None
+}
+
 /// The result of one client request: a result or an error.
 pub type Outcome = Result<Value, ClientError>;
 
@@ -144,6 +184,9 @@ pub struct McpHandler {
     private_server_names: bool,
     /// How many client subscriptions each (server, URI) has.
     subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>,
+    /// The most verbose log level (a `log_rank`) sent to each server's shared session: a
+    /// client asking for fewer logs never lowers what the others get.
+    upstream_log_levels: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Where a tool call's upstream requests and notifications go, when the face can relay
@@ -178,6 +221,7 @@ impl McpHandler {
             server_name: "litellm-mcp".to_string(),
             private_server_names: false,
             subscriptions: Arc::default(),
+            upstream_log_levels: Arc::default(),
         }
     }
 
@@ -208,12 +252,14 @@ impl McpHandler {
     }
 
     /// The enabled server a client's server name (or alias) stands for, when the caller
-    /// may know of it.
-    fn upstream_for(&self, identity: &Identity, server: &str) -> Option<McpServer> {
+    /// may know of it, as seen by a client of the era the request `params` show: its
+    /// requests go through the upstream channel of that era.
+    fn upstream_for(&self, identity: &Identity, server: &str, params: &Value) -> Option<McpServer> {
         self.gateway
             .server_now(server)
             .filter(McpServer::is_enabled)
             .filter(|upstream| self.may_know_server(identity, upstream.name()))
+            .map(|upstream| upstream.for_client_era(client_era(params)))
     }
 
     /// Makes calls to these servers carry the caller's token exchanged for one meant
@@ -334,12 +380,14 @@ impl McpHandler {
         })
     }
 
-    /// The `server/discover` result (stateless revision).
+    /// The `server/discover` result (stateless revision). Its capabilities are what the
+    /// gateway serves in that revision: no `logging` (removed), and no `listChanged` or
+    /// `subscribe` while `subscriptions/listen` is not served on this face.
     pub fn discover_result(&self) -> Value {
         json!({
             "resultType": "complete",
             "supportedVersions": protocol::SUPPORTED_VERSIONS,
-            "capabilities": self.capabilities(),
+            "capabilities": {"tools": {}, "resources": {}, "prompts": {}, "completions": {}},
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
             "ttlMs": 0,
             "cacheScope": "private",
@@ -400,6 +448,28 @@ impl McpHandler {
                 format!("Method not found: {other}"),
             )),
         }
+    }
+
+    /// Whether a tool call of a stateless client goes to an upstream channel of the
+    /// stateless revision, whose `input_required` rounds pass through to the client (no
+    /// bridging needed, so the call can stream its progress). False when the tool does
+    /// not route, or the upstream cannot be reached to know.
+    pub async fn call_goes_stateless(
+        &self,
+        identity: &Identity,
+        scope: &Scope,
+        params: &Value,
+    ) -> bool {
+        let Some(name) = params.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        let Some((server, _)) = self.route(scope, name) else {
+            return false;
+        };
+        let Some(upstream) = self.upstream_for(identity, server, params) else {
+            return false;
+        };
+        upstream.connect().await.is_ok() && upstream.speaks_stateless() == Some(true)
     }
 
     /// The servers of the scope that the gateway has, that are enabled, and that the
@@ -492,7 +562,7 @@ impl McpHandler {
             .route(ctx.scope, name)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         let upstream = self
-            .upstream_for(ctx.identity, server)
+            .upstream_for(ctx.identity, server, &params)
             .ok_or_else(|| ClientError::unknown_tool(name))?;
         match self.level(ctx.identity, upstream.name(), tool) {
             PermissionLevel::Deny => return Err(ClientError::unknown_tool(name)),
@@ -521,11 +591,27 @@ impl McpHandler {
             })
             .filter(|m| !m.is_empty());
         let credential = self.credential_for(&ctx, &upstream).await?;
+        // A stateless client answers its upstream's `input_required` rounds itself: they
+        // reach it as the upstream made them, and its retry goes upstream as it is.
+        let stateless = is_stateless(&params);
+        let input = stateless
+            .then(|| {
+                params.as_object().map(|p| {
+                    p.iter()
+                        .filter(|(k, _)| *k == "inputResponses" || *k == "requestState")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Map<String, Value>>()
+                })
+            })
+            .flatten()
+            .filter(|m| !m.is_empty());
         let options = CallOptions {
             progress: ctx.progress,
             timeout: None,
             meta,
             server_requests: channels.asker,
+            pass_input_required: stateless,
+            input,
             notifications: channels.notifications,
             credential,
         };
@@ -596,7 +682,7 @@ impl McpHandler {
         let not_found = || resource_not_found(&uri, stateless);
         let (server, original) = self.route_resource(ctx.scope, &uri).ok_or_else(not_found)?;
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, &params)
             .ok_or_else(not_found)?;
         if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
             return Err(not_found());
@@ -723,7 +809,7 @@ impl McpHandler {
         let not_found = || resource_not_found(uri, is_stateless(params));
         let (server, original) = self.route_resource(ctx.scope, uri).ok_or_else(not_found)?;
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, params)
             .ok_or_else(not_found)?;
         // Counted and answered under the server's own name, not an alias.
         let server = upstream.name().to_string();
@@ -808,7 +894,12 @@ impl McpHandler {
                 },
                 Err(_) => false,
             };
-            if let (true, Some(upstream)) = (last, self.gateway.server_now(&server)) {
+            // Subscriptions are made by clients of the session era.
+            let upstream = self
+                .gateway
+                .server_now(&server)
+                .map(|s| s.for_client_era(ClientEra::Sessions));
+            if let (true, Some(upstream)) = (last, upstream) {
                 let _ = upstream
                     .request("resources/unsubscribe", Some(json!({"uri": original})))
                     .await;
@@ -816,9 +907,11 @@ impl McpHandler {
         }
     }
 
-    /// `logging/setLevel`: passed to the servers in scope that log. The upstream
-    /// sessions are shared, so the face also filters what each client receives by the
-    /// level it asked for.
+    /// `logging/setLevel`: passed to the servers in scope that log, but only when it asks
+    /// for more than any client has asked of that server before. The upstream sessions
+    /// are shared: a client that wants fewer logs must not silence them for the others,
+    /// so its level is applied by its face, which filters what each client receives by
+    /// the level it asked for.
     async fn set_level(&self, ctx: &RequestContext<'_>, params: Value) -> Outcome {
         let level = params
             .get("level")
@@ -831,14 +924,26 @@ impl McpHandler {
             ));
         }
         let servers = self.servers_in(ctx.scope, ctx.identity);
+        let era = client_era(&params);
         futures::future::join_all(servers.iter().map(|name| async move {
             let Some(server) = self.gateway.server_now(name) else {
                 return;
             };
+            let server = server.for_client_era(era);
             let logs = server
                 .capabilities()
                 .is_some_and(|c| c.get("logging").is_some());
-            if logs {
+            let rank = log_rank(level).unwrap_or(0);
+            let widens = logs
+                && self.upstream_log_levels.lock().is_ok_and(|mut sent| {
+                    let entry = sent.entry(server.name().to_string()).or_insert(usize::MAX);
+                    let widens = rank < *entry;
+                    if widens {
+                        *entry = rank;
+                    }
+                    widens
+                });
+            if widens {
                 let _ = server
                     .request("logging/setLevel", Some(json!({"level": level})))
                     .await;
@@ -875,7 +980,7 @@ impl McpHandler {
             _ => return Err(unknown()),
         };
         let upstream = self
-            .upstream_for(ctx.identity, &server)
+            .upstream_for(ctx.identity, &server, &params)
             .ok_or_else(unknown)?;
         if self.level(ctx.identity, upstream.name(), &original) < PermissionLevel::Read {
             return Err(unknown());
@@ -913,7 +1018,7 @@ impl McpHandler {
         let (server, prompt) = self.route(ctx.scope, &name).ok_or_else(unknown)?;
         let prompt = prompt.to_string();
         let upstream = self
-            .upstream_for(ctx.identity, server)
+            .upstream_for(ctx.identity, server, &params)
             .ok_or_else(unknown)?;
         if self.level(ctx.identity, upstream.name(), &prompt) < PermissionLevel::Read {
             return Err(unknown());
@@ -977,6 +1082,15 @@ fn template_matches(template: &str, uri: &str) -> bool {
     }
     pattern.push_str(rest);
     crate::core::mcp::permissions::glob_match(&pattern, uri)
+}
+
+/// The era of the client that sent a request with these params.
+fn client_era(params: &Value) -> ClientEra {
+    if is_stateless(params) {
+        ClientEra::Stateless
+    } else {
+        ClientEra::Sessions
+    }
 }
 
 /// Whether a request comes from a client of the stateless revision (its `_meta` names

@@ -46,7 +46,18 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Codes of the stateless revision.
 const HEADER_MISMATCH: i64 = -32020;
+const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// Methods of the session era that the stateless revision removed: a stateless request
+/// for one is answered HTTP 404 with `-32601`.
+const REMOVED_METHODS: [&str; 5] = [
+    protocol::METHOD_INITIALIZE,
+    protocol::METHOD_PING,
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
 /// A request the client cancelled (as LSP numbers it).
 const REQUEST_CANCELLED: i64 = -32800;
 
@@ -409,9 +420,14 @@ async fn handle_post(
                 headers,
                 address,
             };
+            // `initialize` under a stateless revision's header is a removed method.
+            let modern_header = header(&ctx.headers, VERSION_HEADER)
+                .is_some_and(|v| !protocol::is_supported_session_version(v));
             match session {
                 Some(session) => ctx.in_session(session, id, method, params).await,
-                None if method == protocol::METHOD_INITIALIZE => ctx.initialize(id, &params),
+                None if method == protocol::METHOD_INITIALIZE && !modern_header => {
+                    ctx.initialize(id, &params)
+                }
                 None => ctx.stateless(id, method, params).await,
             }
         }
@@ -457,6 +473,12 @@ impl PostContext {
         self.state
             .metrics()
             .record_request("http", protocol::METHOD_INITIALIZE, "ok");
+        session.set_client_capabilities(
+            params
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+        );
         tracing::info!(key = %self.identity.name, session = %session.id, %version, "downstream session opened");
         let mut response = message_response(StatusCode::OK, &protocol::response(id, result));
         if let Ok(value) = HeaderValue::from_str(&session.id) {
@@ -576,6 +598,14 @@ impl PostContext {
                 "Bad Request: Mcp-Session-Id header is required (send initialize first, or use protocol 2026-07-28)",
             );
         }
+        if REMOVED_METHODS.contains(&method.as_str()) {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                id,
+                protocol::METHOD_NOT_FOUND,
+                &format!("Method not found: {method}"),
+            );
+        }
         let Some(requested) = meta_version else {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -584,6 +614,18 @@ impl PostContext {
                 "Invalid params: _meta['io.modelcontextprotocol/protocolVersion'] is required",
             );
         };
+        // A header that disagrees with `_meta` is a mismatch before it is a version
+        // question (checked first, as the spec orders them).
+        if let Some(v) = header_version.as_deref().filter(|v| *v != requested) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                HEADER_MISMATCH,
+                &format!(
+                    "MCP-Protocol-Version '{v}' does not match _meta protocolVersion '{requested}'"
+                ),
+            );
+        }
         if requested != protocol::STATELESS_VERSION {
             let error = ClientError {
                 code: UNSUPPORTED_VERSION,
@@ -615,15 +657,18 @@ impl PostContext {
                 &protocol::response(id, self.state.handler().discover_result()),
             );
         }
-        if matches!(method.as_str(), "ping" | "logging/setLevel" | "initialize") {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                id,
-                protocol::METHOD_NOT_FOUND,
-                &format!("Method not found: {method}"),
-            );
-        }
-        if method == protocol::METHOD_TOOLS_CALL && asks_input(&params) {
+        // A client that can answer questions, calling a session-era upstream, is bridged
+        // (its questions become our `input_required` rounds); a stateless upstream's own
+        // rounds pass through `run` as they are.
+        if method == protocol::METHOD_TOOLS_CALL
+            && asks_input(&params)
+            && (WaitingCalls::is_retry(&params)
+                || !self
+                    .state
+                    .handler()
+                    .call_goes_stateless(&self.identity, &self.scope, &params)
+                    .await)
+        {
             return self.call_with_input(id, params).await;
         }
         self.run(id, method, params, None, None).await
@@ -908,6 +953,7 @@ impl Events {
     /// An upstream's request, relayed under an id of this session.
     fn request_message(&self, request: ServerRequest) -> Option<Value> {
         let session = self.session.as_ref()?;
+        let request = super::handler::relay_if_declared(request, session.client_capabilities())?;
         let id = session.ask(request.reply);
         Some(protocol::request_with_id(
             Value::from(id),
@@ -978,10 +1024,23 @@ fn reply_body(id: Value, outcome: Outcome, stateless: bool) -> Value {
     }
 }
 
-/// A JSON reply; in the stateless revision an unknown method is also an HTTP 404.
+/// A JSON reply; in the stateless revision an unknown method is also an HTTP 404, and
+/// the revision's own errors (header mismatch, missing client capability, unsupported
+/// version, whoever raised them) an HTTP 400.
 fn json_reply(id: Value, outcome: Outcome, stateless: bool) -> Response {
     let status = match &outcome {
         Err(e) if stateless && e.code == protocol::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        Err(e)
+            if stateless
+                && [
+                    HEADER_MISMATCH,
+                    MISSING_CLIENT_CAPABILITY,
+                    UNSUPPORTED_VERSION,
+                ]
+                .contains(&e.code) =>
+        {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::OK,
     };
     message_response(status, &reply_body(id, outcome, stateless))

@@ -106,6 +106,9 @@ pub struct DownstreamSession {
     subscribed: Mutex<std::collections::HashSet<String>>,
     /// The least severe log level the client wants (`logging/setLevel`), as a rank.
     log_level: std::sync::atomic::AtomicUsize,
+    /// The capabilities the client declared in `initialize` (issue 9: an upstream's
+    /// request for one it lacks is refused upstream).
+    client_capabilities: std::sync::OnceLock<serde_json::Value>,
     /// Fires when the session ends (DELETE, reaping, shutdown).
     pub closed: CancellationToken,
 }
@@ -245,6 +248,16 @@ impl DownstreamSession {
         self.subscribed.lock().is_ok_and(|s| s.contains(uri))
     }
 
+    /// Records the capabilities the client declared in `initialize` (once).
+    pub fn set_client_capabilities(&self, capabilities: serde_json::Value) {
+        let _ = self.client_capabilities.set(capabilities);
+    }
+
+    /// The capabilities the client declared in `initialize`, once recorded.
+    pub fn client_capabilities(&self) -> Option<&serde_json::Value> {
+        self.client_capabilities.get()
+    }
+
     /// Records the level the client asked for (a rank, see `handler::log_rank`).
     pub fn set_log_level(&self, rank: usize) {
         self.log_level
@@ -356,6 +369,7 @@ impl SessionStore {
             next_ask: std::sync::atomic::AtomicU64::new(1),
             log_level: std::sync::atomic::AtomicUsize::new(0),
             subscribed: Mutex::new(std::collections::HashSet::new()),
+            client_capabilities: std::sync::OnceLock::new(),
             closed: CancellationToken::new(),
         });
         sessions.insert(session.id.clone(), session.clone());

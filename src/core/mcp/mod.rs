@@ -38,8 +38,8 @@ pub use permissions::{
     Caller, PermissionLevel, PermissionManager, PermissionPolicy, PermissionRule,
 };
 pub use server::{
-    CallOptions, McpServer, ProtocolPreference, RetryPolicy, ServerNotification, ServerOptions,
-    ServerRequest, ServerState,
+    CallOptions, ClientEra, McpServer, ProtocolPreference, RetryPolicy, ServerNotification,
+    ServerOptions, ServerRequest, ServerState,
 };
 pub use tools::{PropertySchema, Tool, ToolInputSchema, ToolResult};
 pub use transport::stdio::CommandLine;

@@ -561,6 +561,37 @@ pub fn our_id(id: &Value) -> Option<u64> {
     }
 }
 
+/// SEP-1034: in an accepted `elicitation/create` answer, the fields the answer leaves
+/// out get the `default` the requested schema gives them. `request_params` are the
+/// elicitation's params (with `requestedSchema`); other answers are left as they are.
+pub fn fill_elicitation_defaults(request_params: &Value, result: &mut Value) {
+    if result.get("action").and_then(Value::as_str) != Some("accept") {
+        return;
+    }
+    let Some(properties) = request_params
+        .pointer("/requestedSchema/properties")
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    let Some(object) = result.as_object_mut() else {
+        return;
+    };
+    let content = object
+        .entry("content")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(content) = content.as_object_mut() else {
+        return;
+    };
+    for (name, schema) in properties {
+        if let Some(default) = schema.get("default") {
+            content
+                .entry(name.clone())
+                .or_insert_with(|| default.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,5 +789,28 @@ mod tests {
         assert_eq!(our_id(&json!(7)), Some(7));
         assert_eq!(our_id(&json!("7")), Some(7));
         assert_eq!(our_id(&json!(null)), None);
+    }
+
+    #[test]
+    fn an_accepted_elicitation_gets_the_schema_defaults_it_left_out() {
+        let params = serde_json::json!({"requestedSchema": {"type": "object", "properties": {
+            "name": {"type": "string", "default": "John Doe"},
+            "age": {"type": "integer", "default": 30},
+            "email": {"type": "string"}}}});
+        let mut answer = serde_json::json!({"action": "accept", "content": {"name": "Ann"}});
+        fill_elicitation_defaults(&params, &mut answer);
+        assert_eq!(
+            answer["content"],
+            serde_json::json!({"name": "Ann", "age": 30})
+        );
+        let mut declined = serde_json::json!({"action": "decline"});
+        fill_elicitation_defaults(&params, &mut declined);
+        assert_eq!(declined, serde_json::json!({"action": "decline"}));
+        let mut empty = serde_json::json!({"action": "accept"});
+        fill_elicitation_defaults(&params, &mut empty);
+        assert_eq!(
+            empty["content"],
+            serde_json::json!({"name": "John Doe", "age": 30})
+        );
     }
 }

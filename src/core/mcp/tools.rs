@@ -78,6 +78,55 @@ impl Tool {
         json!({"type": "function", "function": function})
     }
 
+    /// Why the tool's `x-mcp-header` annotations make it unusable in the stateless
+    /// revision (SEP-2243), if they do: an annotation that is not a usable header-name
+    /// suffix (ASCII letters, digits, `-`, `_`), one on a property that is not a string,
+    /// integer or boolean (objects, arrays, null and numbers have no header form), or two
+    /// annotations naming the same header, compared case-insensitively. Such a tool is
+    /// left out of lists, with a warning.
+    pub fn param_header_problem(&self) -> Option<String> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (property, schema) in self.input_schema.properties() {
+            let Some(annotation) = schema.get("x-mcp-header") else {
+                continue;
+            };
+            let Some(name) = annotation.as_str().filter(|n| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }) else {
+                return Some(format!(
+                    "property '{property}': x-mcp-header {annotation} is not a header name"
+                ));
+            };
+            let primitive = matches!(
+                schema.get("type").and_then(Value::as_str),
+                Some("string" | "integer" | "boolean")
+            );
+            if !primitive {
+                return Some(format!(
+                    "property '{property}': x-mcp-header on a property whose type is not string, integer or boolean"
+                ));
+            }
+            if let Some(other) = seen.insert(name.to_ascii_lowercase(), property) {
+                return Some(format!(
+                    "properties '{other}' and '{property}' both map to header Mcp-Param-{name}"
+                ));
+            }
+        }
+        None
+    }
+
+    /// The names of the properties marked `x-mcp-header`.
+    pub fn header_properties(&self) -> Vec<&str> {
+        self.input_schema
+            .properties()
+            .into_iter()
+            .filter(|(_, schema)| schema.get("x-mcp-header").is_some())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// The tool as an OpenAI Responses API tool:
     /// `{"type":"function","name","description","parameters"}`.
     pub fn to_openai_responses_tool(&self) -> Value {
@@ -550,5 +599,36 @@ mod tests {
         assert_eq!(r.structured_content(), Some(&json!({"sum": 3})));
         assert_eq!(r.as_value()["x-extra"], 1);
         assert_eq!(r.content().len(), 2);
+    }
+
+    #[test]
+    fn header_annotations_must_be_primitive_named_and_distinct() {
+        let tool = |properties: Value| -> Tool {
+            serde_json::from_value(
+                json!({"name": "t", "inputSchema": {"type": "object", "properties": properties}}),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            tool(json!({"r": {"type": "string", "x-mcp-header": "Region"}, "n": {"type": "integer", "x-mcp-header": "N"}, "b": {"type": "boolean", "x-mcp-header": "B"}}))
+                .param_header_problem(),
+            None
+        );
+        for bad in [
+            json!({"o": {"type": "object", "x-mcp-header": "O"}}),
+            json!({"a": {"type": "array", "x-mcp-header": "A"}}),
+            json!({"z": {"type": "null", "x-mcp-header": "Z"}}),
+            json!({"f": {"type": "number", "x-mcp-header": "F"}}),
+            json!({"s": {"type": "string", "x-mcp-header": "bad name"}}),
+            json!({"s": {"type": "string", "x-mcp-header": 3}}),
+            json!({"a": {"type": "string", "x-mcp-header": "Region"}, "b": {"type": "string", "x-mcp-header": "region"}}),
+        ] {
+            assert!(tool(bad.clone()).param_header_problem().is_some(), "{bad}");
+        }
+        assert_eq!(
+            tool(json!({"r": {"type": "string", "x-mcp-header": "R"}, "x": {"type": "string"}}))
+                .header_properties(),
+            vec!["r"]
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! It knows nothing of aliases, names across servers or permissions: that is the
 //! gateway's.
 
+mod era;
 mod session;
 mod tool_cache;
 
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use era::{ClientEra, SESSION_CHANNEL_RETRY};
 pub use session::{ServerNotification, ServerRequest};
 pub use tool_cache::ToolSnapshot;
 
@@ -144,6 +146,14 @@ pub struct CallOptions {
     /// Receives the requests the server makes during this call (elicitation, sampling,
     /// roots); without it they are answered "not supported".
     pub server_requests: Option<mpsc::UnboundedSender<ServerRequest>>,
+    /// Return a stateless server's `input_required` results to the caller as they are
+    /// (its keys, all its questions, its `requestState`) instead of answering them
+    /// through `server_requests`: for a caller that answers them itself (a client of the
+    /// stateless revision, whose retry carries `input`).
+    pub pass_input_required: bool,
+    /// The `inputResponses` and `requestState` of such a caller's retry, sent with the
+    /// call unchanged (an object with either or both keys; other keys are ignored).
+    pub input: Option<Map<String, Value>>,
     /// Receives the notifications that come with this call (`notifications/message`
     /// on its own reply stream); without it they go to [`McpServer::notifications`].
     pub notifications: Option<mpsc::UnboundedSender<ServerNotification>>,
@@ -186,6 +196,9 @@ enum Era {
 #[derive(Clone)]
 pub struct McpServer {
     inner: Arc<Inner>,
+    /// The era of whoever makes requests through this handle: it picks the channel
+    /// (see [`McpServer::for_client_era`]).
+    client_era: ClientEra,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -207,6 +220,9 @@ struct Inner {
     session: RwLock<Option<Arc<Session>>>,
     /// Serializes connecting, and holds the reconnection backoff.
     connect: tokio::sync::Mutex<Backoff>,
+    /// The shared `initialize` session beside a stateless primary channel, for callers
+    /// of the session era (`era.rs`).
+    session_channel: SessionChannel,
     era: Mutex<Era>,
     /// Set when a server configured for streamable HTTP speaks only legacy SSE.
     legacy_sse: std::sync::atomic::AtomicBool,
@@ -216,6 +232,16 @@ struct Inner {
     next_id: AtomicU64,
     tasks: TaskTracker,
     cancel: CancellationToken,
+}
+
+/// The second channel of a dual-era upstream: one shared session for session-era callers.
+#[derive(Default)]
+struct SessionChannel {
+    session: RwLock<Option<Arc<Session>>>,
+    /// Serializes opening it.
+    connect: tokio::sync::Mutex<()>,
+    /// Until when the upstream's refusal of `initialize` stands.
+    refused_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -263,6 +289,7 @@ impl McpServer {
                 auth: Arc::new(auth),
                 session: RwLock::new(None),
                 connect: tokio::sync::Mutex::new(Backoff::default()),
+                session_channel: SessionChannel::default(),
                 era: Mutex::new(era),
                 legacy_sse: std::sync::atomic::AtomicBool::new(false),
                 last_error: Mutex::new(None),
@@ -271,7 +298,22 @@ impl McpServer {
                 tasks,
                 cancel,
             }),
+            client_era: ClientEra::Unspecified,
         })
+    }
+
+    /// This server as seen by a client of `era`: requests made through the returned
+    /// handle go through the upstream channel of that era. For an upstream that speaks
+    /// both eras, a [`ClientEra::Sessions`] caller gets the shared `initialize` session
+    /// (server-to-client requests, subscriptions, log levels work as they do directly),
+    /// and a [`ClientEra::Stateless`] caller the stateless requests. The handle shares
+    /// everything else (connections, the tool cache) with `self`.
+    #[must_use]
+    pub fn for_client_era(&self, era: ClientEra) -> McpServer {
+        McpServer {
+            inner: self.inner.clone(),
+            client_era: era,
+        }
     }
 
     /// The server's name.
@@ -310,6 +352,12 @@ impl McpServer {
     /// The negotiated protocol version, once connected.
     pub fn protocol_version(&self) -> Option<String> {
         self.negotiation().map(|n| n.protocol_version)
+    }
+
+    /// Whether this handle's channel speaks the stateless revision, once connected
+    /// (see [`McpServer::for_client_era`]).
+    pub fn speaks_stateless(&self) -> Option<bool> {
+        self.negotiation().map(|n| n.stateless)
     }
 
     /// The server's capabilities, once connected.
@@ -485,8 +533,19 @@ impl McpServer {
                 tool_name: tool.to_string(),
             });
         };
+        // A null argument for a header parameter is left out of the headers (SEP-2243),
+        // not refused here: the schema's type check skips it.
+        let checked = match (&arguments, snapshot.get(tool)) {
+            (Value::Object(map), Some(t)) if !t.header_properties().is_empty() => {
+                let headers = t.header_properties();
+                let mut map = map.clone();
+                map.retain(|k, v| !(v.is_null() && headers.contains(&k.as_str())));
+                std::borrow::Cow::Owned(Value::Object(map))
+            }
+            _ => std::borrow::Cow::Borrowed(&arguments),
+        };
         validator
-            .validate(&arguments)
+            .validate(&checked)
             .map_err(|e| McpError::InvalidArguments {
                 server_name: self.name().to_string(),
                 tool_name: tool.to_string(),
@@ -500,6 +559,12 @@ impl McpServer {
         if let Some(meta) = options.meta {
             params.insert("_meta".into(), Value::Object(meta));
         }
+        for (key, value) in options.input.into_iter().flatten() {
+            if key == "inputResponses" || key == "requestState" {
+                params.insert(key, value);
+            }
+        }
+        let pass_input_required = options.pass_input_required;
         let asker = options.server_requests.clone();
         let extras = Extras {
             name: Some(tool),
@@ -526,6 +591,13 @@ impl McpServer {
                 )
                 .await;
             match outcome {
+                Ok(result)
+                    if pass_input_required
+                        && result.get("resultType").and_then(Value::as_str)
+                            == Some("input_required") =>
+                {
+                    return Ok(ToolResult::from_value(result));
+                }
                 Ok(result)
                     if result.get("resultType").and_then(Value::as_str)
                         == Some("input_required") =>
@@ -613,7 +685,12 @@ impl McpServer {
                 ));
             }
             match tokio::time::timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(value))) => {
+                Ok(Ok(Ok(mut value))) => {
+                    if method == "elicitation/create" {
+                        if let Some(params) = request.get("params") {
+                            protocol::fill_elicitation_defaults(params, &mut value);
+                        }
+                    }
                     answers.insert(key, value);
                 }
                 Ok(Ok(Err(error))) => {
@@ -687,11 +764,13 @@ impl McpServer {
         self.request_inner(method, params, extras, deadline).await
     }
 
-    /// Closes the session (DELETE, close frame, or stopping the process).
+    /// Closes the sessions (DELETE, close frame, or stopping the process).
     pub async fn close(&self) {
-        let session = self.inner.session.write().ok().and_then(|mut s| s.take());
-        if let Some(session) = session {
-            session.close().await;
+        for slot in [&self.inner.session, &self.inner.session_channel.session] {
+            let session = slot.write().ok().and_then(|mut s| s.take());
+            if let Some(session) = session {
+                session.close().await;
+            }
         }
     }
 
@@ -753,17 +832,16 @@ impl McpServer {
     }
 
     fn negotiation(&self) -> Option<Negotiation> {
+        if self.client_era == ClientEra::Sessions {
+            if let Some(session) = live(&self.inner.session_channel.session) {
+                return session.negotiation.get().cloned();
+            }
+        }
         self.live_session()?.negotiation.get().cloned()
     }
 
     fn live_session(&self) -> Option<Arc<Session>> {
-        self.inner
-            .session
-            .read()
-            .ok()?
-            .as_ref()
-            .filter(|s| s.is_alive())
-            .cloned()
+        live(&self.inner.session)
     }
 
     /// Every page of `tools/list`, within the server's bounds on tools and bytes: past
@@ -815,8 +893,9 @@ impl McpServer {
                     )));
                 }
                 match serde_json::from_value::<Tool>(item) {
-                    Ok(tool) if !valid_param_headers(&tool) => {
-                        tracing::warn!(server = %self.name(), tool = %tool.name, "dropped a tool with an invalid x-mcp-header annotation")
+                    Ok(tool) if tool.param_header_problem().is_some() => {
+                        let problem = tool.param_header_problem().unwrap_or_default();
+                        tracing::warn!(server = %self.name(), tool = %tool.name, %problem, "left a tool out of the list: its x-mcp-header annotations are unusable (SEP-2243)")
                     }
                     Ok(tool) => tools.push(tool),
                     Err(error) => {
@@ -948,7 +1027,9 @@ impl McpServer {
         }
     }
 
-    /// Adds the per-request `_meta` of the stateless revision.
+    /// Adds the per-request `_meta` of the stateless revision: the protocol version, and
+    /// the client's capabilities and info unless the caller's own `_meta` carries them
+    /// (a stateless client's declaration reaches the upstream as it was made).
     fn with_era_meta(&self, session: &Session, params: Option<Value>) -> Option<Value> {
         let stateless = session.negotiation.get().is_some_and(|n| n.stateless);
         if !stateless {
@@ -958,27 +1039,89 @@ impl McpServer {
             Some(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        for (key, value) in stateless_meta(&self.inner.options.client_name) {
+        let declared = era::declared_capabilities(&map);
+        let own_info = map
+            .get("_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/clientInfo"))
+            .is_some();
+        for (key, value) in era::stateless_meta(&self.inner.options.client_name, declared.as_ref())
+        {
+            if key == "io.modelcontextprotocol/clientInfo" && own_info {
+                continue;
+            }
             session::with_meta(&mut map, key, value);
         }
         Some(Value::Object(map))
     }
 
     fn drop_session(&self, dead: &Arc<Session>) {
-        if let Ok(mut slot) = self.inner.session.write() {
-            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
-                *slot = None;
+        for slot in [&self.inner.session, &self.inner.session_channel.session] {
+            if let Ok(mut slot) = slot.write() {
+                if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
+                    *slot = None;
+                }
             }
         }
         let dead = dead.clone();
         self.inner.tasks.spawn(async move { dead.close().await });
     }
 
-    /// The live session, connecting (once, for all waiting callers) when there is none.
+    /// The live session of this caller's channel, connecting (once, for all waiting
+    /// callers) when there is none: the primary one, or, for a session-era caller of a
+    /// stateless upstream, the shared `initialize` session beside it (`era.rs`).
     async fn session(&self, deadline: Instant) -> McpResult<Arc<Session>> {
-        match self.live_session() {
+        let primary = match self.live_session() {
+            Some(session) => session,
+            None => Box::pin(self.open_shared_session(deadline)).await?,
+        };
+        let stateless = primary.negotiation.get().is_some_and(|n| n.stateless);
+        let only_stateless = self.inner.options.protocol == ProtocolPreference::Stateless;
+        if self.client_era != ClientEra::Sessions || !stateless || only_stateless {
+            return Ok(primary);
+        }
+        match Box::pin(self.session_channel(deadline)).await {
             Some(session) => Ok(session),
-            None => Box::pin(self.open_shared_session(deadline)).await,
+            None => Ok(primary),
+        }
+    }
+
+    /// The shared `initialize` session for session-era callers of a stateless upstream,
+    /// opened on first use; `None` while the upstream refuses `initialize`.
+    async fn session_channel(&self, deadline: Instant) -> Option<Arc<Session>> {
+        let channel = &self.inner.session_channel;
+        if let Some(session) = live(&channel.session) {
+            return Some(session);
+        }
+        let refused = |until: &Option<Instant>| until.is_some_and(|t| Instant::now() < t);
+        if channel.refused_until.lock().map_or(true, |u| refused(&u)) {
+            return None;
+        }
+        let _opening = tokio::time::timeout_at(deadline, channel.connect.lock())
+            .await
+            .ok()?;
+        if let Some(session) = live(&channel.session) {
+            return Some(session);
+        }
+        match tokio::time::timeout_at(deadline, self.open_session_as(Some(Era::Sessions))).await {
+            Ok(Ok(session)) => {
+                tracing::info!(server = %self.name(), "session-era callers get a shared session beside the stateless channel");
+                if let Ok(mut slot) = channel.session.write() {
+                    *slot = Some(session.clone());
+                }
+                Some(session)
+            }
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => "timed out".to_string(),
+                    Ok(Ok(_)) => String::new(),
+                };
+                tracing::info!(server = %self.name(), %error, "no session beside the stateless channel; session-era callers are translated");
+                if let Ok(mut until) = channel.refused_until.lock() {
+                    *until = Some(Instant::now() + SESSION_CHANNEL_RETRY);
+                }
+                None
+            }
         }
     }
 
@@ -1010,7 +1153,7 @@ impl McpServer {
             }
             tokio::time::sleep_until(retry_at).await;
         }
-        match tokio::time::timeout_at(deadline, self.open_session()).await {
+        match tokio::time::timeout_at(deadline, self.open_session_as(None)).await {
             Ok(Ok(session)) => {
                 *backoff = Backoff::default();
                 if let Ok(mut e) = self.inner.last_error.lock() {
@@ -1037,8 +1180,9 @@ impl McpServer {
         }
     }
 
-    /// Opens a connection and runs the handshake of the server's era.
-    async fn open_session(&self) -> McpResult<Arc<Session>> {
+    /// Opens a connection and runs the handshake of the server's era, or of `forced`
+    /// (which is then not remembered as the server's era).
+    async fn open_session_as(&self, forced: Option<Era>) -> McpResult<Arc<Session>> {
         let cancel = self.inner.cancel.child_token();
         let dispatcher = Arc::new(Dispatcher::new(
             self.name(),
@@ -1067,7 +1211,7 @@ impl McpServer {
         })
         .await?;
         let session = Session::new(connection, dispatcher, cancel, self.inner.tasks.clone());
-        match self.handshake(&session).await {
+        match self.handshake(&session, forced).await {
             Ok(negotiation) => {
                 tracing::info!(server = %self.name(), version = %negotiation.protocol_version, "connected");
                 let listen = negotiation
@@ -1091,11 +1235,11 @@ impl McpServer {
                 // (the spec's backward-compatibility rule); try that once, and remember.
                 let refused = matches!(&error, McpError::Transport { message, .. }
                     if ["HTTP 400", "HTTP 404", "HTTP 405"].iter().any(|s| message.contains(s)));
-                if transport == Transport::Http && refused {
+                if transport == Transport::Http && refused && forced.is_none() {
                     tracing::info!(server = %self.name(), %error, "trying the legacy HTTP+SSE transport");
                     self.inner.legacy_sse.store(true, Ordering::Relaxed);
                     self.remember_era(Era::Sessions);
-                    let fallback = Box::pin(self.open_session()).await;
+                    let fallback = Box::pin(self.open_session_as(None)).await;
                     if fallback.is_err() {
                         self.inner.legacy_sse.store(false, Ordering::Relaxed);
                         self.remember_era(Era::Unknown);
@@ -1108,8 +1252,13 @@ impl McpServer {
         }
     }
 
-    async fn handshake(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
-        let era = self.inner.era.lock().map(|e| *e).unwrap_or(Era::Unknown);
+    async fn handshake(
+        &self,
+        session: &Arc<Session>,
+        forced: Option<Era>,
+    ) -> McpResult<Negotiation> {
+        let remembered = self.inner.era.lock().map(|e| *e).unwrap_or(Era::Unknown);
+        let era = forced.unwrap_or(remembered);
         if era != Era::Sessions {
             // Legacy servers may never answer an unknown method before `initialize`, so
             // the probe gets a short budget of its own (once the era is known, the
@@ -1137,7 +1286,9 @@ impl McpServer {
             }
         }
         let negotiation = self.initialize(session).await?;
-        self.remember_era(Era::Sessions);
+        if forced.is_none() {
+            self.remember_era(Era::Sessions);
+        }
         Ok(negotiation)
     }
 
@@ -1224,7 +1375,7 @@ impl McpServer {
     /// The stateless revision's `server/discover`.
     async fn discover(&self, session: &Arc<Session>) -> McpResult<Negotiation> {
         let mut params = Map::new();
-        for (key, value) in stateless_meta(&self.inner.options.client_name) {
+        for (key, value) in era::stateless_meta(&self.inner.options.client_name, None) {
             session::with_meta(&mut params, key, value);
         }
         session.connection.set_negotiated(Negotiated {
@@ -1247,13 +1398,21 @@ impl McpServer {
             .and_then(Value::as_array)
             .map(|v| v.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        if !versions.is_empty() && !versions.contains(&protocol::STATELESS_VERSION) {
+        // Only a result that names the stateless revision among its versions proves a
+        // stateless server: one without `supportedVersions` (a server that answers any
+        // method with something) is not proof, and `initialize` decides.
+        if !versions.contains(&protocol::STATELESS_VERSION) {
             session.connection.set_negotiated(Negotiated::default());
+            session.connection.reset_session();
             return Err(McpError::Rpc {
                 server_name: self.name().to_string(),
                 method: protocol::METHOD_DISCOVER.to_string(),
                 code: protocol::METHOD_NOT_FOUND,
-                message: format!("the server supports only {versions:?}"),
+                message: if versions.is_empty() {
+                    "server/discover named no supportedVersions".to_string()
+                } else {
+                    format!("the server supports only {versions:?}")
+                },
                 data: None,
             });
         }
@@ -1321,6 +1480,20 @@ impl McpServer {
 /// anything else the server says, an HTTP 4xx, or silence means a legacy server.
 fn falls_back_to_initialize(error: &McpError) -> bool {
     match error {
+        // -32022 naming a session-era version we speak: a dual-era server that wants
+        // `initialize` (the spec's "pick a common version from `supported` and retry").
+        McpError::Rpc {
+            code: -32022,
+            data: Some(data),
+            ..
+        } => data
+            .get("supported")
+            .and_then(Value::as_array)
+            .is_some_and(|v| {
+                v.iter()
+                    .filter_map(Value::as_str)
+                    .any(protocol::is_supported_session_version)
+            }),
         McpError::Rpc { code, .. } => !(-32022..=-32020).contains(code),
         McpError::Protocol { .. } | McpError::Timeout { .. } => true,
         McpError::Transport { message, .. } => message.contains("HTTP 4"),
@@ -1344,24 +1517,6 @@ fn listen_filter(capabilities: &Value) -> Option<Value> {
     (!filter.is_empty()).then_some(Value::Object(filter))
 }
 
-/// Whether every `x-mcp-header` annotation of a tool's properties is a usable header
-/// name suffix (the stateless revision drops tools whose annotation is invalid).
-fn valid_param_headers(tool: &Tool) -> bool {
-    tool.input_schema
-        .properties()
-        .values()
-        .all(|property| match property.get("x-mcp-header") {
-            None => true,
-            Some(Value::String(name)) => {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }
-            Some(_) => false,
-        })
-}
-
 /// The `Mcp-Param-*` headers of a call: one per argument whose property is marked
 /// `x-mcp-header`, leaving out null and missing values.
 fn param_headers(tool: &Tool, arguments: &Value) -> Vec<(String, String)> {
@@ -1380,22 +1535,9 @@ fn param_headers(tool: &Tool, arguments: &Value) -> Vec<(String, String)> {
     headers
 }
 
-/// The `_meta` entries every request of the stateless revision carries.
-fn stateless_meta(client_name: &str) -> [(&'static str, Value); 3] {
-    [
-        (
-            "io.modelcontextprotocol/protocolVersion",
-            Value::from(protocol::STATELESS_VERSION),
-        ),
-        (
-            "io.modelcontextprotocol/clientCapabilities",
-            json!({"elicitation": {}, "sampling": {}, "roots": {}}),
-        ),
-        (
-            "io.modelcontextprotocol/clientInfo",
-            json!({"name": client_name, "version": env!("CARGO_PKG_VERSION")}),
-        ),
-    ]
+/// The live session of a slot.
+fn live(slot: &RwLock<Option<Arc<Session>>>) -> Option<Arc<Session>> {
+    slot.read().ok()?.as_ref().filter(|s| s.is_alive()).cloned()
 }
 
 /// The length of a value's JSON text, without writing it anywhere.
@@ -1451,6 +1593,27 @@ struct Extras<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_version_naming_a_session_version_falls_back_to_initialize() {
+        let rpc = |code: i64, data: Option<Value>| McpError::Rpc {
+            server_name: "s".into(),
+            method: "server/discover".into(),
+            code,
+            message: "m".into(),
+            data,
+        };
+        let common = rpc(
+            -32022,
+            Some(json!({"supported": ["2025-11-25"], "requested": "2026-07-28"})),
+        );
+        assert!(falls_back_to_initialize(&common));
+        let none_common = rpc(-32022, Some(json!({"supported": ["2031-01-01"]})));
+        assert!(!falls_back_to_initialize(&none_common));
+        assert!(!falls_back_to_initialize(&rpc(-32022, None)));
+        assert!(!falls_back_to_initialize(&rpc(-32020, None)));
+        assert!(falls_back_to_initialize(&rpc(-32601, None)));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -139,6 +139,8 @@ impl Dispatcher {
                 data: None,
             }),
         };
+        // SEP-1034: an accepted elicitation gets the schema's defaults for what it left out.
+        let elicited = (method == "elicitation/create").then(|| params.clone());
         let outcome = match asker {
             Some(asker) if method != protocol::METHOD_PING => {
                 let (reply, answer) = oneshot::channel();
@@ -168,6 +170,12 @@ impl Dispatcher {
                 }
                 None => local(&method),
             };
+            let answer = answer.map(|mut result| {
+                if let Some(request) = &elicited {
+                    protocol::fill_elicitation_defaults(request, &mut result);
+                }
+                result
+            });
             let response = match answer {
                 Ok(result) => protocol::response(id, result),
                 Err(error) => {
