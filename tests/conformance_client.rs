@@ -35,16 +35,6 @@ const KNOWN_NON_AUTH: &[(&str, &str, &str)] = &[
         "request-metadata",
         "warning sep-2575-client-retry-supported-version: the client does not retry with another supported version when its first is refused",
     ),
-    (
-        "2026-07-28",
-        "http-custom-headers",
-        "argument validation refuses `null` for an optional boolean, so the call that tests omitting its Mcp-Param header never goes out",
-    ),
-    (
-        "2026-07-28",
-        "http-invalid-tool-headers",
-        "tools whose x-mcp-header is an object, array or number, or duplicated, are listed instead of excluded",
-    ),
 ];
 
 /// The extensions that must pass at both revisions.
