@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::Router;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -315,6 +316,10 @@ pub fn app(state: AppState) -> Router {
         .merge(well_known::routes())
         .merge(crate::admin::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_replica,
+        ))
         .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -338,6 +343,22 @@ async fn with_request_id(
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Names the replica that answered in `x-litellm-replica`, when the service is part of a
+/// fleet (has a store).
+async fn with_replica(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if let Some(fleet) = state.fleet() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(fleet.store().replica()) {
+            response.headers_mut().insert("x-litellm-replica", value);
+        }
     }
     response
 }
