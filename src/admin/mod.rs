@@ -31,6 +31,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use self::apply::InForce;
+use crate::proxy::session_seal::SessionSeal;
 use crate::proxy::{Announcement, AppState};
 use crate::settings::{Problem, Settings};
 use crate::store::audit::AuditRecord;
@@ -230,7 +231,13 @@ impl Fleet {
 
     /// The fleet's background work until `cancel`: notices from other replicas, the
     /// once-a-second look at the store, relaying tool-list changes, audit retention.
-    pub(crate) async fn run(self: Arc<Self>, state: AppState, cancel: CancellationToken) {
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        state: AppState,
+        cancel: CancellationToken,
+        seal: Arc<SessionSeal>,
+        mut ended: tokio::sync::mpsc::Receiver<String>,
+    ) {
         let mut poll = tokio::time::interval(POLL_PERIOD);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(PRUNE_PERIOD);
@@ -275,6 +282,11 @@ impl Fleet {
                         Err(error) => tracing::warn!(%error, "pruning the audit trail failed"),
                     }
                 }
+                Some(digest) = ended.recv() => {
+                    if let Err(error) = self.store.announce(Notice::SessionEnded { digest }).await {
+                        tracing::warn!(%error, "telling the fleet of an ended session failed");
+                    }
+                }
                 announcement = announcements.recv() => match announcement {
                     Ok(a) if !a.relayed && a.method == "notifications/tools/list_changed" => {
                         let notice = Notice::ToolsChanged { server: a.server };
@@ -291,6 +303,7 @@ impl Fleet {
                             tracing::warn!(%error, "reloading from the store failed");
                         }
                     }
+                    Ok(Heard::Notice(Notice::SessionEnded { digest })) => seal.ended_elsewhere(&digest),
                     Ok(Heard::Notice(Notice::ToolsChanged { server })) => {
                         if let Some(upstream) = state.gateway().server_now(&server) {
                             upstream.invalidate_tools();

@@ -5,6 +5,7 @@
 //! - [`handler`]: the MCP methods, shared by every face.
 //! - [`input_required`]: upstream questions during a call, for stateless clients.
 //! - [`sessions`]: downstream sessions.
+//! - [`session_seal`]: sealed session ids any replica of a fleet continues.
 //! - [`well_known`]: protected-resource metadata (RFC 9728) and the optional
 //!   registration handout, when the gateway is an OAuth resource server.
 //! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
@@ -33,6 +34,7 @@ pub mod input_required;
 pub mod listener;
 pub mod ops;
 pub mod rest;
+pub mod session_seal;
 pub mod sessions;
 pub mod sse_face;
 pub mod stdio_face;
@@ -280,11 +282,14 @@ impl AppState {
     /// (change notices, store health, audit retention). Once; later calls do nothing.
     pub fn attach_fleet(&self, fleet: Arc<crate::admin::Fleet>) {
         if self.inner.fleet.set(fleet.clone()).is_ok() {
+            let (seal, ended) = session_seal::SessionSeal::new(fleet.store().seal().clone());
+            let seal = Arc::new(seal);
+            self.inner.sessions.set_seal(seal.clone());
             let state = self.clone();
             let cancel = self.inner.cancel.clone();
             self.inner
                 .tasks
-                .spawn(async move { fleet.run(state, cancel).await });
+                .spawn(async move { fleet.run(state, cancel, seal, ended).await });
         }
     }
 

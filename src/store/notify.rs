@@ -29,6 +29,11 @@ pub enum Notice {
         /// The server.
         server: String,
     },
+    /// A client ended its session: its sealed id must not be resumed anywhere.
+    SessionEnded {
+        /// SHA-256 of the session id, hex.
+        digest: String,
+    },
 }
 
 /// A notice with the replica that sent it.
