@@ -42,6 +42,11 @@ pub use self::routes::routes;
 
 /// How often a replica compares its version with the store's (and probes the store).
 pub const POLL_PERIOD: Duration = Duration::from_secs(1);
+/// Tool-call audit records waiting to be written (per replica); more are dropped and
+/// counted (`litellm_mcp_audit_dropped`).
+pub const MAX_PENDING_AUDIT_RECORDS: usize = 10_000;
+/// The most audit records written in one transaction.
+pub const AUDIT_BATCH: usize = 500;
 /// How often audit records past the retention are deleted.
 pub const PRUNE_PERIOD: Duration = Duration::from_secs(3600);
 
@@ -227,6 +232,44 @@ impl Fleet {
             ),
         }
         Ok(())
+    }
+
+    /// Writes tool-call audit records to the store in batches until `cancel` (then
+    /// writes what is queued). A batch the store refuses is logged and dropped.
+    pub(crate) async fn write_audit(
+        self: Arc<Self>,
+        mut records: tokio::sync::mpsc::Receiver<AuditRecord>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                () = cancel.cancelled() => None,
+                record = records.recv() => record,
+            };
+            let Some(first) = first else {
+                records.close();
+                let mut rest = Vec::new();
+                while let Ok(record) = records.try_recv() {
+                    rest.push(record);
+                }
+                if !rest.is_empty() {
+                    if let Err(error) = self.store.record(&rest).await {
+                        tracing::warn!(%error, dropped = rest.len(), "writing audit records failed");
+                    }
+                }
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < AUDIT_BATCH {
+                match records.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+            if let Err(error) = self.store.record(&batch).await {
+                tracing::warn!(%error, dropped = batch.len(), "writing audit records failed");
+            }
+        }
     }
 
     /// The fleet's background work until `cancel`: notices from other replicas, the

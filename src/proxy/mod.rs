@@ -285,6 +285,14 @@ impl AppState {
             let (seal, ended) = session_seal::SessionSeal::new(fleet.store().seal().clone());
             let seal = Arc::new(seal);
             self.inner.sessions.set_seal(seal.clone());
+            let (audit, records) =
+                tokio::sync::mpsc::channel(crate::admin::MAX_PENDING_AUDIT_RECORDS);
+            self.inner.metrics.set_audit_sink(audit);
+            let writer = fleet.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner
+                .tasks
+                .spawn(async move { writer.write_audit(records, cancel).await });
             let state = self.clone();
             let cancel = self.inner.cancel.clone();
             self.inner

@@ -151,6 +151,10 @@ pub struct Metrics {
     caller_requests: Family<CallerLabels, Counter>,
     /// The callers that have series, bounded by [`MAX_CALLER_SERIES`].
     caller_series: Mutex<HashSet<String>>,
+    /// Where tool-call audit records go besides the log, in a fleet (the store).
+    audit_sink: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::store::audit::AuditRecord>>,
+    /// Audit records the sink had no room for.
+    audit_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -198,6 +202,8 @@ impl Default for Metrics {
             authentications,
             caller_requests,
             caller_series: Mutex::new(HashSet::new()),
+            audit_sink: std::sync::OnceLock::new(),
+            audit_dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -293,6 +299,33 @@ impl Metrics {
             "tool call"
         );
         self.record_tool_call(server, tool, outcome, duration);
+        if let Some(sink) = self.audit_sink.get() {
+            let record = crate::store::audit::AuditRecord {
+                actor: identity.name.clone(),
+                action: "tool.call".into(),
+                target: format!("{server}/{tool}"),
+                outcome: outcome.to_string(),
+                detail: json!({"via": identity.via.as_str(), "duration_ms": duration_ms}),
+            };
+            if sink.try_send(record).is_err() {
+                self.audit_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sends every tool call's audit record to `sink` too (the store, in a fleet). Once.
+    pub fn set_audit_sink(
+        &self,
+        sink: tokio::sync::mpsc::Sender<crate::store::audit::AuditRecord>,
+    ) {
+        let _ = self.audit_sink.set(sink);
+    }
+
+    /// Audit records the sink had no room for.
+    pub fn audit_dropped(&self) -> u64 {
+        self.audit_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The metrics as OpenMetrics text, with the scrape-time gauges:
@@ -575,6 +608,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             "config_version",
             "The store's configuration version in force on this replica",
             usize::try_from(fleet.version()).unwrap_or(0),
+        ));
+        live.push((
+            "audit_dropped",
+            "Tool-call audit records not written to the store (its queue was full)",
+            usize::try_from(state.metrics().audit_dropped()).unwrap_or(usize::MAX),
         ));
         live.push((
             "config_reloads",
