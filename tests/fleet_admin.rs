@@ -8,27 +8,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod fleet;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::ServerProcess;
+use fleet::fresh_dir;
 use litellm_rs::admin::Fleet;
 use litellm_rs::proxy::{app, AppState};
 use litellm_rs::settings::Settings;
 use litellm_rs::store::Store;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("litellm-fleet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `root` administers; `reader` (team readers) may only read; everyone else executes.
 fn settings_text(fixture: &ServerProcess) -> String {

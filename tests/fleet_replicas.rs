@@ -75,6 +75,22 @@ async fn admin(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `PUT /v1/admin/servers/{name}` through `replica`: `fixture` under another name.
+async fn put_server(
+    client: &reqwest::Client,
+    replica: &Replica,
+    name: &str,
+    fixture: &ServerProcess,
+) -> (StatusCode, Value) {
+    admin(
+        client,
+        reqwest::Method::PUT,
+        replica.url(&format!("/v1/admin/servers/{name}")),
+        Some(json!({"url": fixture.url("/mcp")})),
+    )
+    .await
+}
+
 const SECOND: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,13 +143,7 @@ async fn changes_through_one_replica_are_in_force_on_the_others_within_a_second(
     }
 
     // A new server through A: on C within a second.
-    let (status, body) = admin(
-        &client,
-        reqwest::Method::PUT,
-        a.url("/v1/admin/servers/fy"),
-        Some(json!({"url": fixture.url("/mcp")})),
-    )
-    .await;
+    let (status, body) = put_server(&client, &a, "fy", &fixture).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let took = within(SECOND, || async {
         tools(&client, &c, "sk-user")
@@ -332,13 +342,7 @@ async fn with_the_store_down_calls_keep_working_ready_fails_and_writes_refuse() 
         .unwrap();
     assert!(metrics.contains("litellm_mcp_store_up 0"), "{metrics}");
 
-    let (status, body) = admin(
-        &client,
-        reqwest::Method::PUT,
-        a.url("/v1/admin/servers/fy"),
-        Some(json!({"url": fixture.url("/mcp")})),
-    )
-    .await;
+    let (status, body) = put_server(&client, &a, "fy", &fixture).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["type"], "store_unavailable", "{body}");
     assert!(
@@ -368,12 +372,6 @@ async fn with_the_store_down_calls_keep_working_ready_fails_and_writes_refuse() 
     })
     .await;
     assert!(took.is_some(), "/ready did not recover with the store back");
-    let (status, body) = admin(
-        &client,
-        reqwest::Method::PUT,
-        a.url("/v1/admin/servers/fy"),
-        Some(json!({"url": fixture.url("/mcp")})),
-    )
-    .await;
+    let (status, body) = put_server(&client, &a, "fy", &fixture).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -128,34 +128,14 @@ pub fn document(base: &Value, entities: &Entities) -> (Value, Vec<String>, Vec<S
     for ((kind, name), spec) in entities {
         match kind {
             EntityKind::Server => {
-                let mut entry = Map::new();
-                entry.insert("name".into(), Value::from(name.as_str()));
-                if let Some(object) = spec.as_object() {
-                    entry.extend(
-                        object
-                            .iter()
-                            .filter(|(k, _)| *k != "name")
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
-                }
-                servers.push(Value::Object(entry));
+                servers.push(list_entry(name, spec));
                 server_names.push(name.clone());
             }
             EntityKind::Alias => {
                 aliases.insert(name.clone(), spec.clone());
             }
             EntityKind::ApiKey => {
-                let mut entry = Map::new();
-                entry.insert("name".into(), Value::from(name.as_str()));
-                if let Some(object) = spec.as_object() {
-                    entry.extend(
-                        object
-                            .iter()
-                            .filter(|(k, v)| *k != "name" && !v.is_null())
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
-                }
-                keys.push(Value::Object(entry));
+                keys.push(list_entry(name, spec));
                 key_names.push(name.clone());
             }
             EntityKind::KeyPolicy => {
@@ -184,6 +164,22 @@ pub fn document(base: &Value, entities: &Entities) -> (Value, Vec<String>, Vec<S
     doc.insert("api_keys".into(), Value::Array(keys));
     doc.insert("policies".into(), Value::Object(policies));
     (Value::Object(doc), server_names, key_names)
+}
+
+/// A `servers[]` or `api_keys[]` entry: `name` first, then the spec's fields (a null
+/// field is left out, as absent).
+fn list_entry(name: &str, spec: &Value) -> Value {
+    let mut entry = Map::new();
+    entry.insert("name".into(), Value::from(name));
+    if let Some(object) = spec.as_object() {
+        entry.extend(
+            object
+                .iter()
+                .filter(|(k, v)| *k != "name" && !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    Value::Object(entry)
 }
 
 /// The settings of `entities` over `base`, checked as a settings file is, with `${NAME}`

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use self::apply::InForce;
 use crate::proxy::session_seal::SessionSeal;
 use crate::proxy::{Announcement, AppState};
-use crate::settings::{Problem, Settings};
+use crate::settings::{lines, Problem, Settings};
 use crate::store::audit::AuditRecord;
 use crate::store::notify::{Heard, Notice, NoticeListener};
 use crate::store::{Change, Store, StoreError};
@@ -66,14 +66,6 @@ pub enum FleetError {
         /// Every problem.
         problems: Vec<Problem>,
     },
-}
-
-fn lines(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Why an admin change was not made. Nothing was written in any case.

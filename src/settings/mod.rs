@@ -409,7 +409,8 @@ pub enum SettingsError {
     },
 }
 
-fn lines(problems: &[Problem]) -> String {
+/// One problem a line, as `SettingsError::Invalid` prints them.
+pub(crate) fn lines(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(Problem::to_string)
