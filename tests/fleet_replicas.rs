@@ -375,3 +375,91 @@ async fn with_the_store_down_calls_keep_working_ready_fails_and_writes_refuse() 
     let (status, body) = put_server(&client, &a, "fy", &fixture).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// A JSON-RPC POST to `/mcp` of `replica` in session `session` (when given).
+async fn rpc(
+    client: &reqwest::Client,
+    replica: &Replica,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = client
+        .post(replica.url("/mcp"))
+        .bearer_auth("sk-user")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_one_replica_is_continued_on_another_and_ended_everywhere() {
+    let pg = Postgres::start("ended");
+    let fixture = ServerProcess::fixture(&[]);
+    let dir = fresh_dir("replicas-ended");
+    let text = settings(&fixture);
+    let a = Replica::start(&dir, "a", &pg.url(), &text);
+    let b = Replica::start(&dir, "b", &pg.url(), &text);
+    let c = Replica::start(&dir, "c", &pg.url(), &text);
+    let client = reqwest::Client::new();
+
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let response = rpc(&client, &a, None, init).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(session.starts_with("s1."), "{session}");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let response = rpc(&client, &c, Some(&session), list.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK, "C continues A's session");
+    assert!(response.text().await.unwrap().contains("fx__echo"));
+
+    // Another key cannot use it; an altered id is unknown.
+    let response = client
+        .post(c.url("/mcp"))
+        .bearer_auth("sk-root")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "another owner's id"
+    );
+    let altered = format!("{}x", session);
+    let response = rpc(&client, &c, Some(&altered), list.clone()).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "an altered id");
+
+    // Ended through B (which never saw it): refused on C within a second, and on A.
+    let response = client
+        .delete(b.url("/mcp"))
+        .bearer_auth("sk-user")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for replica in [&c, &a] {
+        let took = within(SECOND, || async {
+            rpc(&client, replica, Some(&session), list.clone())
+                .await
+                .status()
+                == StatusCode::NOT_FOUND
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "the ended session still worked on {}",
+            replica.name
+        );
+    }
+}

@@ -338,7 +338,15 @@ impl Fleet {
                             tracing::warn!(%error, "reloading from the store failed");
                         }
                     }
-                    Ok(Heard::Notice(Notice::SessionEnded { digest })) => seal.ended_elsewhere(&digest),
+                    Ok(Heard::Notice(Notice::SessionEnded { digest })) => {
+                        seal.ended_elsewhere(&digest);
+                        if let Some(session) = state.sessions().remove_ended(&digest) {
+                            state
+                                .handler()
+                                .release_subscriptions(&session.scope, &session.subscriptions())
+                                .await;
+                        }
+                    }
                     Ok(Heard::Notice(Notice::ToolsChanged { server })) => {
                         if let Some(upstream) = state.gateway().server_now(&server) {
                             upstream.invalidate_tools();

@@ -177,6 +177,11 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
+/// The digest of a session id as ended-session notices carry it (hex).
+pub(crate) fn digest_hex(id: &str) -> String {
+    hex(&digest(id))
+}
+
 fn hex(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -500,6 +500,19 @@ impl SessionStore {
         }
     }
 
+    /// Ends the session another replica ended (its id's digest, hex), if this replica
+    /// holds it; returns it.
+    pub fn remove_ended(&self, digest_hex: &str) -> Option<Arc<DownstreamSession>> {
+        let mut sessions = self.sessions.write().ok()?;
+        let id = sessions
+            .keys()
+            .find(|id| super::session_seal::digest_hex(id) == digest_hex)?
+            .clone();
+        let session = sessions.remove(&id)?;
+        session.closed.cancel();
+        Some(session)
+    }
+
     /// Ends every session idle for longer than the timeout; returns them.
     pub fn reap(&self) -> Vec<Arc<DownstreamSession>> {
         let Ok(mut sessions) = self.sessions.write() else {
