@@ -213,9 +213,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Stdio { config } => {
             let _logging = init_logging();
-            let settings = load(&config)?;
+            let (settings, fleet) = load_with_store(&config).await?;
             let gateway = gateway(&settings).await?;
             let state = AppState::new(gateway, &settings);
+            if let Some(fleet) = fleet {
+                state.attach_fleet(fleet);
+            }
             proxy::stdio_face::serve(state, tokio::io::stdin(), tokio::io::stdout()).await?;
         }
         Command::Tools { config } => {
