@@ -157,6 +157,43 @@ impl Fleet {
         self.reloads.load(Ordering::Relaxed)
     }
 
+    /// Adds `replica` and `store` (`backend`, `up`, `version`) to a `/health` or
+    /// `/ready` body.
+    pub fn describe(&self, body: &mut Value) {
+        body["replica"] = Value::from(self.store.replica());
+        body["store"] = serde_json::json!({
+            "backend": format!("{:?}", self.store.backend()).to_lowercase(),
+            "up": self.store.is_up(),
+            "version": self.version(),
+        });
+    }
+
+    /// The fleet's scrape-time gauges for `/metrics`, each `(name, help, value)`.
+    pub fn gauges(&self, audit_dropped: u64) -> Vec<(&'static str, &'static str, usize)> {
+        vec![
+            (
+                "store_up",
+                "Whether this replica's store answered its last statement (1) or not (0)",
+                usize::from(self.store.is_up()),
+            ),
+            (
+                "config_version",
+                "The store's configuration version in force on this replica",
+                usize::try_from(self.version()).unwrap_or(0),
+            ),
+            (
+                "config_reloads",
+                "Configurations from the store put in force since start",
+                usize::try_from(self.reloads()).unwrap_or(usize::MAX),
+            ),
+            (
+                "audit_dropped",
+                "Tool-call audit records not written to the store (its queue was full)",
+                usize::try_from(audit_dropped).unwrap_or(usize::MAX),
+            ),
+        ]
+    }
+
     /// The entities in force (for the admin API's reads).
     pub async fn entities(&self) -> crate::store::Entities {
         self.in_force.lock().await.entities.clone()

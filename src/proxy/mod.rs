@@ -287,7 +287,7 @@ impl AppState {
             self.inner.sessions.set_seal(seal.clone());
             let (audit, records) =
                 tokio::sync::mpsc::channel(crate::admin::MAX_PENDING_AUDIT_RECORDS);
-            self.inner.metrics.set_audit_sink(audit);
+            self.inner.metrics.audit_sink().connect(audit);
             let writer = fleet.clone();
             let cancel = self.inner.cancel.clone();
             self.inner

@@ -152,9 +152,7 @@ pub struct Metrics {
     /// The callers that have series, bounded by [`MAX_CALLER_SERIES`].
     caller_series: Mutex<HashSet<String>>,
     /// Where tool-call audit records go besides the log, in a fleet (the store).
-    audit_sink: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::store::audit::AuditRecord>>,
-    /// Audit records the sink had no room for.
-    audit_dropped: std::sync::atomic::AtomicU64,
+    audit_sink: crate::store::audit::AuditSink,
 }
 
 impl Default for Metrics {
@@ -202,8 +200,7 @@ impl Default for Metrics {
             authentications,
             caller_requests,
             caller_series: Mutex::new(HashSet::new()),
-            audit_sink: std::sync::OnceLock::new(),
-            audit_dropped: std::sync::atomic::AtomicU64::new(0),
+            audit_sink: crate::store::audit::AuditSink::default(),
         }
     }
 }
@@ -299,33 +296,22 @@ impl Metrics {
             "tool call"
         );
         self.record_tool_call(server, tool, outcome, duration);
-        if let Some(sink) = self.audit_sink.get() {
-            let record = crate::store::audit::AuditRecord {
-                actor: identity.name.clone(),
-                action: "tool.call".into(),
-                target: format!("{server}/{tool}"),
-                outcome: outcome.to_string(),
-                detail: json!({"via": identity.via.as_str(), "duration_ms": duration_ms}),
-            };
-            if sink.try_send(record).is_err() {
-                self.audit_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+        if self.audit_sink.is_connected() {
+            self.audit_sink
+                .send(crate::store::audit::AuditRecord::tool_call(
+                    &identity.name,
+                    identity.via.as_str(),
+                    server,
+                    tool,
+                    outcome,
+                    duration_ms,
+                ));
         }
     }
 
-    /// Sends every tool call's audit record to `sink` too (the store, in a fleet). Once.
-    pub fn set_audit_sink(
-        &self,
-        sink: tokio::sync::mpsc::Sender<crate::store::audit::AuditRecord>,
-    ) {
-        let _ = self.audit_sink.set(sink);
-    }
-
-    /// Audit records the sink had no room for.
-    pub fn audit_dropped(&self) -> u64 {
-        self.audit_dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
+    /// Where tool-call audit records also go (the store, in a fleet).
+    pub fn audit_sink(&self) -> &crate::store::audit::AuditSink {
+        &self.audit_sink
     }
 
     /// The metrics as OpenMetrics text, with the scrape-time gauges:
@@ -450,19 +436,9 @@ pub fn routes() -> Router<AppState> {
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut body = json!({"status": "ok"});
     if let Some(fleet) = state.fleet() {
-        body["replica"] = json!(fleet.store().replica());
-        body["store"] = store_state(fleet);
+        fleet.describe(&mut body);
     }
     Json(body)
-}
-
-/// The store's state for `/health` and `/ready`.
-fn store_state(fleet: &crate::admin::Fleet) -> Value {
-    json!({
-        "backend": format!("{:?}", fleet.store().backend()).to_lowercase(),
-        "up": fleet.store().is_up(),
-        "version": fleet.version(),
-    })
 }
 
 /// Which names a caller of an operational endpoint may read (see the module docs).
@@ -551,8 +527,7 @@ async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let readable = Readable::of(&state, &headers, "/ready").await;
     let mut body = json!({"ready": ready});
     if let Some(fleet) = state.fleet() {
-        body["replica"] = json!(fleet.store().replica());
-        body["store"] = store_state(fleet);
+        fleet.describe(&mut body);
     }
     if matches!(readable, Readable::Nothing) {
         return (status, Json(body)).into_response();
@@ -599,26 +574,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         ),
     ];
     if let Some(fleet) = state.fleet() {
-        live.push((
-            "store_up",
-            "Whether this replica's store answered its last statement (1) or not (0)",
-            usize::from(fleet.store().is_up()),
-        ));
-        live.push((
-            "config_version",
-            "The store's configuration version in force on this replica",
-            usize::try_from(fleet.version()).unwrap_or(0),
-        ));
-        live.push((
-            "audit_dropped",
-            "Tool-call audit records not written to the store (its queue was full)",
-            usize::try_from(state.metrics().audit_dropped()).unwrap_or(usize::MAX),
-        ));
-        live.push((
-            "config_reloads",
-            "Configurations from the store put in force since start",
-            usize::try_from(fleet.reloads()).unwrap_or(usize::MAX),
-        ));
+        live.extend(fleet.gauges(state.metrics().audit_sink().dropped()));
     }
     let replica = state.fleet().map(|f| f.store().replica().to_string());
     match state.metrics().encode_replica(

@@ -27,6 +27,61 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
+impl AuditRecord {
+    /// The record of one tool call.
+    pub fn tool_call(
+        actor: &str,
+        via: &str,
+        server: &str,
+        tool: &str,
+        outcome: &str,
+        duration_ms: u64,
+    ) -> AuditRecord {
+        AuditRecord {
+            actor: actor.to_string(),
+            action: "tool.call".into(),
+            target: format!("{server}/{tool}"),
+            outcome: outcome.to_string(),
+            detail: serde_json::json!({"via": via, "duration_ms": duration_ms}),
+        }
+    }
+}
+
+/// Where records go to be written to the store in the background (a bounded queue; a
+/// record that finds it full is dropped and counted). Unset until a store is attached.
+#[derive(Debug, Default)]
+pub struct AuditSink {
+    sender: std::sync::OnceLock<tokio::sync::mpsc::Sender<AuditRecord>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl AuditSink {
+    /// Sends records to `sender` from now on (once).
+    pub fn connect(&self, sender: tokio::sync::mpsc::Sender<AuditRecord>) {
+        let _ = self.sender.set(sender);
+    }
+
+    /// Whether a store takes the records.
+    pub fn is_connected(&self) -> bool {
+        self.sender.get().is_some()
+    }
+
+    /// Queues a record (nothing without a store).
+    pub fn send(&self, record: AuditRecord) {
+        if let Some(sender) = self.sender.get() {
+            if sender.try_send(record).is_err() {
+                self.dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A stored record with when and where it happened.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
