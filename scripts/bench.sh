@@ -18,9 +18,15 @@
 #   4  10,000 idle downstream sessions: the gateway's RSS before and after
 #   5  scenario 3 for a key whose policy has 100 rules: p50 next to scenario 3's
 #   6  start-up to ready with 20 servers: LISTENING, /ready, first aggregated tools/list
+#   7  a fleet: three replicas on one PostgreSQL (started here in $WORK, as the user
+#      postgres when run as root) behind HAProxy (round-robin, no stickiness, so a
+#      session's requests land on every replica and are resumed from the sealed session
+#      id) vs one replica directly, the same load (scenario 1's echo through /mcp/fx-http);
+#      the ratio and the p50 HAProxy and the fleet add. Needs postgresql and haproxy
+#      (scripts/install-test-deps.sh)
 #
 # Environment: BENCH_PROFILE (cargo profile to build and run, default release);
-# BENCH_SCENARIOS (which to run, default "1 2 3 4 5 6"; 5 runs with 3).
+# BENCH_SCENARIOS (which to run, default "1 2 3 4 5 6 7"; 5 runs with 3).
 # Needs python3 (the report's arithmetic). Exit status 0 only when every run had no
 # request errors; the figures themselves are never pass/fail.
 set -euo pipefail
@@ -31,7 +37,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument '$arg' (use --quick)" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +52,7 @@ else
     IDLE_SESSIONS=10000
     STARTS=5
 fi
-SCENARIOS=" ${BENCH_SCENARIOS:-1 2 3 4 5 6} "
+SCENARIOS=" ${BENCH_SCENARIOS:-1 2 3 4 5 6 7} "
 wanted() { [[ $SCENARIOS == *" $1 "* ]]; }
 CONCURRENCY=(1 32)
 UPSTREAMS=20
@@ -64,8 +70,10 @@ FIXTURE="$BIN/mcp-fixture"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/litellm-bench.XXXXXX")"
 PIDS=()
+PG_STOP=()
 cleanup() {
     local pid
+    if [[ ${#PG_STOP[@]} -gt 0 ]]; then "${PG_STOP[@]}" >/dev/null 2>&1 || true; fi
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -395,6 +403,79 @@ med = [statistics.median(c) / 1000 for c in zip(*rows)]
 print(f"scenario 6 | {sys.argv[1]} servers, median of {len(rows)}: LISTENING {med[0]:.1f} ms, /ready 200 {med[1]:.1f} ms, first /mcp tools/list answered {med[2]:.1f} ms (from spawn)")
 ' "$UPSTREAMS"
 
+fi
+
+if wanted 7; then
+echo
+echo "== scenario 7: three replicas on PostgreSQL behind HAProxy (round-robin, no stickiness) vs one replica directly"
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+if [[ -z $PG_BIN || ! -x $PG_BIN/initdb ]] || ! command -v haproxy >/dev/null; then
+    echo "bench.sh: scenario 7 needs postgresql and haproxy: run scripts/install-test-deps.sh" >&2
+    exit 1
+fi
+as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mkdir -p "$WORK/pg"
+if [[ $(id -u) == 0 ]]; then
+    # The postgres user may pass through $WORK (0700) to its own folder, no more.
+    chmod o+x "$WORK"
+    chown postgres:postgres "$WORK/pg"
+fi
+as_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+PG_PORT="$(free_port)"
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg" \
+    -l "$WORK/pg/log" -w start >/dev/null
+PG_STOP=(as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop)
+SEAL="$(head -c 32 /dev/urandom | base64)"
+REPLICA_PORTS=()
+for r in 1 2 3; do
+    cat >"$WORK/replica-$r.yaml" <<EOF
+listen: 127.0.0.1:0
+max_sessions_per_key: 1000
+store: {database_url: "postgres://postgres@127.0.0.1:$PG_PORT/postgres", seal_keys: ["$SEAL"], replica: r$r}
+servers:
+  - name: fx-http
+    url: http://127.0.0.1:$FIXTURE_PORT/mcp
+api_keys:
+  - name: bench
+    key: "\${BENCH_KEY}"
+EOF
+    start "replica-$r" "$GATEWAY" serve -c "$WORK/replica-$r.yaml"
+    REPLICA_PORTS+=("$PORT")
+done
+LB_PORT="$(free_port)"
+{
+    printf 'global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n'
+    printf 'frontend in\n  bind 127.0.0.1:%s\n  default_backend replicas\nbackend replicas\n  balance roundrobin\n' "$LB_PORT"
+    for i in 0 1 2; do printf '  server r%s 127.0.0.1:%s\n' "$i" "${REPLICA_PORTS[$i]}"; done
+} >"$WORK/haproxy.cfg"
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 500); do
+    curl -s -o /dev/null --noproxy '*' "http://127.0.0.1:$LB_PORT/health" && break
+    sleep 0.01
+done
+for c in "${CONCURRENCY[@]}"; do
+    bench s7-one-$c "http://127.0.0.1:${REPLICA_PORTS[0]}/mcp/fx-http" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    bench s7-fleet-$c "http://127.0.0.1:$LB_PORT/mcp/fx-http" -c "$c" "${RUN[@]}" "${ECHO[@]}" "${AUTH[@]}"
+    row 7 http "$c" "one replica directly" s7-one-$c
+    row 7 http "$c" "3 replicas via HAProxy" s7-fleet-$c s7-one-$c
+    python3 - "$WORK" "$c" <<'PY'
+import json, sys
+work, c = sys.argv[1:3]
+one = json.load(open(f"{work}/s7-one-{c}.json")); fleet = json.load(open(f"{work}/s7-fleet-{c}.json"))
+added = (fleet["latency_us"]["p50"] - one["latency_us"]["p50"]) / 1000
+print(f"scenario 7 | c={c:<3} | fleet / one replica: {fleet['requests_per_sec'] / max(one['requests_per_sec'], 1e-9):.2f}x req/s, "
+      f"p50 added by HAProxy and the fleet {added:+.3f} ms")
+PY
+done
+SERVED=()
+for port in "${REPLICA_PORTS[@]}"; do
+    SERVED+=("$(curl -s --noproxy '*' "http://127.0.0.1:$port/metrics" | awk '/^litellm_mcp_caller_requests_total\{.*caller="bench"/{n += $2} END {print n + 0}')")
+done
+echo "scenario 7 | requests served per replica (replica 1 also took the direct runs): ${SERVED[*]}"
+"${PG_STOP[@]}" >/dev/null 2>&1 || true
+PG_STOP=()
 fi
 
 echo

@@ -8,6 +8,9 @@
 #   .deps/py1/             Python venv with mcp 1.x + uvicorn + websockets
 #   .deps/py2/             Python venv with mcp 2.x + uvicorn
 #   .deps/READY            written last; lists the installed versions
+#   Debian packages        postgresql and haproxy (the fleet tests, issue 13), with
+#                          apt-get as root; checked first on every run (a stamp:
+#                          initdb under /usr/lib/postgresql/*/bin and haproxy on PATH)
 #
 # Idempotent: when .deps/READY matches the pins below (and the key files exist)
 # it exits at once. Each part has its own stamp, so a re-run after a failure
@@ -62,6 +65,23 @@ all_present() {
     && [ -f "$OIDC_PROVIDER_JS" ] && [ -f "$JOSE_JS" ] \
     && [ -x "$DEPS/py1/bin/python" ] && [ -x "$DEPS/py2/bin/python" ]
 }
+
+# ---- Debian packages (the fleet tests) -------------------------------------
+# The tests start their own PostgreSQL in a temporary directory (initdb/pg_ctl, as the
+# unprivileged user `postgres`, on loopback) and their own HAProxy; the packages' own
+# services are not used.
+APT_PACKAGES="postgresql haproxy"
+system_present() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v haproxy >/dev/null 2>&1
+}
+if ! system_present; then
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $APT_PACKAGES (Debian packages)"
+  [ "$(id -u)" = 0 ] || die "apt-get install $APT_PACKAGES needs root"
+  log "apt-get install $APT_PACKAGES"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+  system_present || die "$APT_PACKAGES installed, but initdb or haproxy is missing"
+fi
 
 # Fast path (no lock needed): everything is already there.
 if [ "${MCP_DEPS_FORCE:-0}" != 1 ] && [ -f "$DEPS/READY" ] \

@@ -11,12 +11,17 @@
 //! - [`identity`]: who a downstream caller is: API keys, and access tokens from an
 //!   identity provider (the gateway as an OAuth 2.1 resource server).
 //! - [`proxy`]: the service (downstream faces, sessions, REST, metrics).
+//! - [`store`]: run-time state in a database (SQLite, or PostgreSQL for a fleet).
+//! - [`admin`]: the admin API (`/v1/admin`) and how the store's configuration reaches
+//!   the running service on every replica.
 //! - [`settings`]: the service's settings file: its format, parsing and validation.
 //! - [`bench`]: `litellm-mcp bench`, a load generator for any MCP endpoint (raw JSON-RPC,
 //!   not through the library), to measure what a call through the gateway costs.
 
+pub mod admin;
 pub mod bench;
 pub mod core;
 pub mod identity;
 pub mod proxy;
 pub mod settings;
+pub mod store;

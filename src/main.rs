@@ -122,6 +122,26 @@ fn load(config: &Config) -> anyhow::Result<Settings> {
     Settings::load(&config.config).map_err(|e| anyhow::anyhow!("{}:\n{e}", config.config.display()))
 }
 
+/// The settings file, and with a `store` section the store: seeded from the file when
+/// empty, then ruling servers, aliases, keys and policies (`litellm_rs::admin`).
+async fn load_with_store(
+    config: &Config,
+) -> anyhow::Result<(Settings, Option<std::sync::Arc<litellm_rs::admin::Fleet>>)> {
+    let file = load(config)?;
+    let Some(store_settings) = file.store.clone() else {
+        return Ok((file, None));
+    };
+    let text = std::fs::read_to_string(&config.config)
+        .with_context(|| format!("reading {}", config.config.display()))?;
+    let store = litellm_rs::store::Store::open(&store_settings)
+        .await
+        .context("opening the store")?;
+    let (fleet, settings) = litellm_rs::admin::Fleet::open(store, &text, &file)
+        .await
+        .context("loading the configuration from the store")?;
+    Ok((settings, Some(fleet)))
+}
+
 async fn gateway(settings: &Settings) -> anyhow::Result<McpGateway> {
     settings
         .build_gateway()
@@ -183,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { config, grace_secs } => {
             let _logging = init_logging();
-            let settings = load(&config)?;
+            let (settings, fleet) = load_with_store(&config).await?;
             let gateway = gateway(&settings).await?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
@@ -191,6 +211,9 @@ async fn main() -> anyhow::Result<()> {
             // Stdout carries one line, for scripts and tests that bind port 0.
             println!("LISTENING {}", listener.local_addr()?.port());
             let state = AppState::new(gateway, &settings);
+            if let Some(fleet) = fleet {
+                state.attach_fleet(fleet);
+            }
             let limits = proxy::ConnectionLimits::from_env()?.fitted_to_descriptors();
             proxy::serve_with(
                 listener,
@@ -203,9 +226,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Stdio { config } => {
             let _logging = init_logging();
-            let settings = load(&config)?;
+            let (settings, fleet) = load_with_store(&config).await?;
             let gateway = gateway(&settings).await?;
             let state = AppState::new(gateway, &settings);
+            if let Some(fleet) = fleet {
+                state.attach_fleet(fleet);
+            }
             proxy::stdio_face::serve(state, tokio::io::stdin(), tokio::io::stdout()).await?;
         }
         Command::Tools { config } => {

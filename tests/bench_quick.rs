@@ -80,6 +80,8 @@ fn quick_benchmark_runs_every_scenario() {
         " to fill the caches, 0 while the gateway served",
         "scenario 4 | gateway RSS",
         "scenario 6 | 20 servers",
+        "scenario 7 | http      | c=32  | 3 replicas via HAProxy",
+        "scenario 7 | c=1   | fleet / one replica:",
         "bench.sh: done",
     ] {
         assert!(

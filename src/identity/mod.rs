@@ -146,6 +146,11 @@ impl Authenticator {
         self.keys.requires_key() || self.oauth.is_some()
     }
 
+    /// The API keys (the admin API replaces them).
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
     /// The resource server, when `oauth` is configured.
     pub fn resource_server(&self) -> Option<&Arc<ResourceServer>> {
         self.oauth.as_ref()

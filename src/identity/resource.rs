@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::core::mcp::permissions::{Caller, KeyDigest};
-use crate::core::mcp::{PermissionLevel, PermissionManager};
+use crate::core::mcp::PermissionLevel;
 
 use super::config::{OAuthSettings, ProviderSettings, RegistrationSettings};
 use super::discovery;
@@ -72,7 +72,7 @@ pub struct ResourceServer {
     /// For requests that carry a credential (introspection): no redirect.
     http_no_redirect: reqwest::Client,
     /// Which teams and organisations have policies (to choose one from a list claim).
-    permissions: Arc<PermissionManager>,
+    permissions: crate::core::mcp::permissions::LivePermissions,
     /// The provider's metadata as the registration handout mirrors it, or the failure.
     mirrored: tokio::sync::Mutex<Option<(Instant, Result<Value, String>)>>,
     /// Credentials introspection refused, until when, and why.
@@ -100,7 +100,10 @@ impl std::fmt::Debug for ResourceServer {
 impl ResourceServer {
     /// A resource server with these settings; `permissions` tells which teams and
     /// organisations have policies. Nothing is fetched until a token needs it.
-    pub fn new(settings: &OAuthSettings, permissions: Arc<PermissionManager>) -> Self {
+    pub fn new(
+        settings: &OAuthSettings,
+        permissions: impl Into<crate::core::mcp::permissions::LivePermissions>,
+    ) -> Self {
         let http = discovery::provider_client();
         let public_url = OnceLock::new();
         if let Some(url) = &settings.public_url {
@@ -121,7 +124,7 @@ impl ResourceServer {
             cache: TokenCache::default(),
             http,
             http_no_redirect: discovery::credential_client(),
-            permissions,
+            permissions: permissions.into(),
             mirrored: tokio::sync::Mutex::new(None),
             refused: Mutex::default(),
             introspections: tokio::sync::Semaphore::new(MAX_CONCURRENT_INTROSPECTIONS),
@@ -423,13 +426,13 @@ impl ResourceServer {
         }
         let team = match &names.team {
             Some(claim) => choose_group(claims.get(claim), "team", |t| {
-                self.permissions.has_team_policy(t)
+                self.permissions.load().has_team_policy(t)
             })?,
             None => None,
         };
         let organization = match &names.organization {
             Some(claim) => choose_group(claims.get(claim), "organization", |o| {
-                self.permissions.has_organization_policy(o)
+                self.permissions.load().has_organization_policy(o)
             })?,
             None => None,
         };
@@ -627,7 +630,7 @@ fn quoted_string_safe(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::mcp::PermissionPolicy;
+    use crate::core::mcp::{PermissionManager, PermissionPolicy};
     use crate::identity::config::ClaimNames;
 
     fn server(scopes: &[(&str, PermissionLevel)]) -> ResourceServer {

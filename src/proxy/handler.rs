@@ -48,7 +48,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use crate::core::mcp::permissions::{PermissionLevel, PermissionManager};
+use crate::core::mcp::permissions::{LivePermissions, PermissionLevel};
 use crate::core::mcp::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::core::mcp::{
     CallOptions, ClientEra, McpError, McpGateway, McpServer, ServerNotification, ServerRequest,
@@ -174,7 +174,8 @@ pub type Outcome = Result<Value, ClientError>;
 #[derive(Clone)]
 pub struct McpHandler {
     gateway: McpGateway,
-    permissions: Arc<PermissionManager>,
+    /// The permissions in force (the admin API swaps them).
+    permissions: LivePermissions,
     /// Servers whose calls carry the caller's token exchanged for theirs.
     exchanges: Arc<std::collections::HashMap<String, TokenExchanger>>,
     /// Servers whose calls carry each caller's own token (`per_user`).
@@ -212,10 +213,10 @@ pub struct RequestContext<'a> {
 
 impl McpHandler {
     /// A handler over a gateway, deciding with `permissions`.
-    pub fn new(gateway: McpGateway, permissions: Arc<PermissionManager>) -> Self {
+    pub fn new(gateway: McpGateway, permissions: impl Into<LivePermissions>) -> Self {
         McpHandler {
             gateway,
-            permissions,
+            permissions: permissions.into(),
             exchanges: Arc::default(),
             per_user: Arc::default(),
             server_name: "litellm-mcp".to_string(),
@@ -245,6 +246,7 @@ impl McpHandler {
         !self.private_server_names
             || self
                 .permissions
+                .load()
                 .for_server(identity.digest.as_ref(), &identity.caller, server)
                 .best_level()
                 .min(identity.max_level)
@@ -338,9 +340,15 @@ impl McpHandler {
         &self.gateway
     }
 
+    /// The permissions in force, for the admin API to swap.
+    pub fn permissions(&self) -> &LivePermissions {
+        &self.permissions
+    }
+
     /// The caller's level for a tool (or prompt/resource) of a server.
     pub fn level(&self, identity: &Identity, server: &str, name: &str) -> PermissionLevel {
         self.permissions
+            .load()
             .resolve_digest(identity.digest.as_ref(), &identity.caller, server, name)
             .min(identity.max_level)
     }
@@ -355,9 +363,9 @@ impl McpHandler {
             .and_then(|s| s.cached_tools())
         {
             Some(snapshot) => {
+                let policies = self.permissions.load();
                 let permissions =
-                    self.permissions
-                        .for_server(identity.digest.as_ref(), &identity.caller, server);
+                    policies.for_server(identity.digest.as_ref(), &identity.caller, server);
                 snapshot.tools().iter().any(|t| {
                     permissions.level(&t.name).min(identity.max_level) >= PermissionLevel::Read
                 })
@@ -505,13 +513,11 @@ impl McpHandler {
         let start = page_start(params)?;
         let end = start.saturating_add(PAGE_SIZE);
         let (mut visible, mut page) = (0, Vec::new());
+        let policies = self.permissions.load();
         'servers: for (server, snapshot) in lists {
             let Some(snapshot) = snapshot else { continue };
-            let permissions = self.permissions.for_server(
-                ctx.identity.digest.as_ref(),
-                &ctx.identity.caller,
-                server,
-            );
+            let permissions =
+                policies.for_server(ctx.identity.digest.as_ref(), &ctx.identity.caller, server);
             for (tool, json) in snapshot.tools().iter().zip(snapshot.tools_json()) {
                 if permissions.level(&tool.name).min(ctx.identity.max_level) < PermissionLevel::Read
                 {

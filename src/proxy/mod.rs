@@ -5,6 +5,7 @@
 //! - [`handler`]: the MCP methods, shared by every face.
 //! - [`input_required`]: upstream questions during a call, for stateless clients.
 //! - [`sessions`]: downstream sessions.
+//! - [`session_seal`]: sealed session ids any replica of a fleet continues.
 //! - [`well_known`]: protected-resource metadata (RFC 9728) and the optional
 //!   registration handout, when the gateway is an OAuth resource server.
 //! - [`http_face`]: MCP streamable HTTP at `/mcp` and `/mcp/{server}`, both eras.
@@ -34,6 +35,7 @@ pub mod listener;
 pub mod ops;
 pub mod per_user;
 pub mod rest;
+pub mod session_seal;
 pub mod sessions;
 pub mod sse_face;
 pub mod stdio_face;
@@ -45,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::Router;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -55,7 +58,8 @@ use self::handler::McpHandler;
 pub use self::listener::ConnectionLimits;
 use self::ops::Metrics;
 use self::sessions::SessionStore;
-use crate::core::mcp::McpGateway;
+use crate::core::mcp::permissions::LivePermissions;
+use crate::core::mcp::{McpGateway, McpServer};
 use crate::identity::exchange::TokenExchanger;
 use crate::identity::{Authenticator, KeyRing, ResourceServer};
 use crate::settings::{ServerNames, Settings};
@@ -69,6 +73,8 @@ pub struct Announcement {
     pub method: String,
     /// Its params as the upstream sent them (`{uri}` for `resources/updated`).
     pub params: Value,
+    /// Heard from another replica through the store (not told to the others again).
+    pub relayed: bool,
 }
 
 /// Everything the faces share. Cheap to clone.
@@ -90,15 +96,20 @@ struct StateInner {
     tasks: TaskTracker,
     /// The connection side's live counts (sockets open, connection tasks).
     live: Arc<listener::Live>,
+    /// The store and the admin API, when the settings configure a store.
+    fleet: std::sync::OnceLock<Arc<crate::admin::Fleet>>,
 }
 
 impl AppState {
     /// The state of a service over a gateway built from `settings`.
     pub fn new(gateway: McpGateway, settings: &Settings) -> Self {
         let (announcements, _) = broadcast::channel(256);
+        // One slot of permissions for the handler and the resource server, so that the
+        // admin API swaps both at once.
+        let permissions = LivePermissions::new(settings.permissions.clone());
         let state = AppState {
             inner: Arc::new(StateInner {
-                handler: McpHandler::new(gateway, Arc::new(settings.permissions.clone()))
+                handler: McpHandler::new(gateway, permissions.clone())
                     .with_token_exchanges(
                         settings
                             .servers
@@ -114,12 +125,10 @@ impl AppState {
                     .with_private_server_names(settings.server_names == ServerNames::Private),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
-                    settings.oauth.as_ref().map(|oauth| {
-                        Arc::new(ResourceServer::new(
-                            oauth,
-                            Arc::new(settings.permissions.clone()),
-                        ))
-                    }),
+                    settings
+                        .oauth
+                        .as_ref()
+                        .map(|oauth| Arc::new(ResourceServer::new(oauth, permissions.clone()))),
                 ),
                 sessions: SessionStore::new(
                     settings.max_sessions_per_key,
@@ -133,6 +142,7 @@ impl AppState {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 live: Arc::default(),
+                fleet: std::sync::OnceLock::new(),
             }),
         };
         state.start_background(settings.session_idle_timeout);
@@ -228,35 +238,74 @@ impl AppState {
             }
         });
         for name in self.gateway().server_names() {
-            let Some(server) = self.gateway().server_now(&name) else {
-                continue;
-            };
-            let mut notifications = server.notifications();
-            let sender = self.inner.announcements.clone();
-            let cancel = self.inner.cancel.clone();
-            self.inner.tasks.spawn(async move {
-                loop {
-                    let notification = tokio::select! {
-                        () = cancel.cancelled() => return,
-                        n = notifications.recv() => n,
-                    };
-                    match notification {
-                        Ok(n)
-                            if n.method.ends_with("/list_changed")
-                                || n.method == "notifications/resources/updated" =>
-                        {
-                            let _ = sender.send(Announcement {
-                                server: n.server_name,
-                                method: n.method,
-                                params: n.params,
-                            });
-                        }
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            });
+            if let Some(server) = self.gateway().server_now(&name) {
+                self.forward_announcements(&server);
+            }
         }
+    }
+
+    /// Forwards `server`'s `list_changed` and `resources/updated` notifications to the
+    /// streams that tell clients (until the server is closed or the service stops).
+    pub(crate) fn forward_announcements(&self, server: &McpServer) {
+        let mut notifications = server.notifications();
+        let sender = self.inner.announcements.clone();
+        let cancel = self.inner.cancel.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                let notification = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    n = notifications.recv() => n,
+                };
+                match notification {
+                    Ok(n)
+                        if n.method.ends_with("/list_changed")
+                            || n.method == "notifications/resources/updated" =>
+                    {
+                        let _ = sender.send(Announcement {
+                            server: n.server_name,
+                            method: n.method,
+                            params: n.params,
+                            relayed: false,
+                        });
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    /// Tells this replica's clients of a change (one heard from another replica).
+    pub(crate) fn announce(&self, announcement: Announcement) {
+        let _ = self.inner.announcements.send(announcement);
+    }
+
+    /// Attaches the store and the admin API, and starts the fleet's background work
+    /// (change notices, store health, audit retention). Once; later calls do nothing.
+    pub fn attach_fleet(&self, fleet: Arc<crate::admin::Fleet>) {
+        if self.inner.fleet.set(fleet.clone()).is_ok() {
+            let (seal, ended) = session_seal::SessionSeal::new(fleet.store().seal().clone());
+            let seal = Arc::new(seal);
+            self.inner.sessions.set_seal(seal.clone());
+            let (audit, records) =
+                tokio::sync::mpsc::channel(crate::admin::MAX_PENDING_AUDIT_RECORDS);
+            self.inner.metrics.audit_sink().connect(audit);
+            let writer = fleet.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner
+                .tasks
+                .spawn(async move { writer.write_audit(records, cancel).await });
+            let state = self.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner
+                .tasks
+                .spawn(async move { fleet.run(state, cancel, seal, ended).await });
+        }
+    }
+
+    /// The store and the admin API, when attached.
+    pub fn fleet(&self) -> Option<&Arc<crate::admin::Fleet>> {
+        self.inner.fleet.get()
     }
 
     /// Stops background tasks, ends sessions, and closes the upstream connections
@@ -281,7 +330,12 @@ pub fn app(state: AppState) -> Router {
         .merge(per_user::routes())
         .merge(ops::routes())
         .merge(well_known::routes())
+        .merge(crate::admin::routes())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_replica,
+        ))
         .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
 }
@@ -305,6 +359,22 @@ async fn with_request_id(
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Names the replica that answered in `x-litellm-replica`, when the service is part of a
+/// fleet (has a store).
+async fn with_replica(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if let Some(fleet) = state.fleet() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(fleet.store().replica()) {
+            response.headers_mut().insert("x-litellm-replica", value);
+        }
     }
     response
 }

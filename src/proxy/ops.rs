@@ -151,6 +151,8 @@ pub struct Metrics {
     caller_requests: Family<CallerLabels, Counter>,
     /// The callers that have series, bounded by [`MAX_CALLER_SERIES`].
     caller_series: Mutex<HashSet<String>>,
+    /// Where tool-call audit records go besides the log, in a fleet (the store).
+    audit_sink: crate::store::audit::AuditSink,
 }
 
 impl Default for Metrics {
@@ -198,6 +200,7 @@ impl Default for Metrics {
             authentications,
             caller_requests,
             caller_series: Mutex::new(HashSet::new()),
+            audit_sink: crate::store::audit::AuditSink::default(),
         }
     }
 }
@@ -293,6 +296,22 @@ impl Metrics {
             "tool call"
         );
         self.record_tool_call(server, tool, outcome, duration);
+        if self.audit_sink.is_connected() {
+            self.audit_sink
+                .send(crate::store::audit::AuditRecord::tool_call(
+                    &identity.name,
+                    identity.via.as_str(),
+                    server,
+                    tool,
+                    outcome,
+                    duration_ms,
+                ));
+        }
+    }
+
+    /// Where tool-call audit records also go (the store, in a fleet).
+    pub fn audit_sink(&self) -> &crate::store::audit::AuditSink {
+        &self.audit_sink
     }
 
     /// The metrics as OpenMetrics text, with the scrape-time gauges:
@@ -320,7 +339,32 @@ impl Metrics {
         sessions_open: usize,
         live: &[(&str, &str, usize)],
     ) -> Result<String, std::fmt::Error> {
+        self.encode_replica(upstreams, sessions_open, live, None)
+    }
+
+    /// [`Metrics::encode_with_live`] with, for a replica of a fleet,
+    /// `litellm_mcp_replica_info{replica}`.
+    ///
+    /// # Errors
+    /// Only if formatting into a `String` fails, which it does not.
+    pub fn encode_replica(
+        &self,
+        upstreams: &[ServerInfo],
+        sessions_open: usize,
+        live: &[(&str, &str, usize)],
+        replica: Option<&str>,
+    ) -> Result<String, std::fmt::Error> {
         let mut now = Registry::with_prefix(PREFIX);
+        if let Some(replica) = replica {
+            now.register(
+                "replica",
+                "Which replica of the fleet answered",
+                prometheus_client::metrics::info::Info::new(vec![(
+                    "replica".to_string(),
+                    replica.to_string(),
+                )]),
+            );
+        }
         for (name, help, value) in live {
             let gauge = Gauge::<i64>::default();
             gauge.set(i64::try_from(*value).unwrap_or(i64::MAX));
@@ -387,9 +431,14 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// The process is alive and serving.
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process is alive and serving; in a fleet, which replica answered and whether its
+/// store answers.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let mut body = json!({"status": "ok"});
+    if let Some(fleet) = state.fleet() {
+        fleet.describe(&mut body);
+    }
+    Json(body)
 }
 
 /// Which names a caller of an operational endpoint may read (see the module docs).
@@ -463,24 +512,33 @@ impl Readable {
 /// here: an idle server (not used yet) counts as ready.
 async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let servers = state.gateway().list_servers().await;
-    let ready = !servers
-        .iter()
-        .any(|s| s.enabled && matches!(s.state, ServerState::Failed { .. }));
+    // A replica whose store is down serves with the configuration it has, but is not
+    // ready: a balancer should prefer the others.
+    let store_up = state.fleet().is_none_or(|f| f.store().is_up());
+    let ready = store_up
+        && !servers
+            .iter()
+            .any(|s| s.enabled && matches!(s.state, ServerState::Failed { .. }));
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let readable = Readable::of(&state, &headers, "/ready").await;
+    let mut body = json!({"ready": ready});
+    if let Some(fleet) = state.fleet() {
+        fleet.describe(&mut body);
+    }
     if matches!(readable, Readable::Nothing) {
-        return (status, Json(json!({"ready": ready}))).into_response();
+        return (status, Json(body)).into_response();
     }
     let listed: Vec<Value> = servers
         .iter()
         .filter(|s| readable.server(&state, &s.name))
         .map(readiness_of)
         .collect();
-    (status, Json(json!({"ready": ready, "servers": listed}))).into_response()
+    body["servers"] = json!(listed);
+    (status, Json(body)).into_response()
 }
 
 /// One server in `/ready`: name, transport, enabled, and its state as the library
@@ -503,7 +561,7 @@ fn readiness_of(server: &ServerInfo) -> Value {
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let upstreams = state.gateway().list_servers().await;
     let readable = Readable::of(&state, &headers, "/metrics").await;
-    let live = [
+    let mut live = vec![
         (
             "tasks",
             "Background tasks of the service still running (connections, HTTP/2 streams, sessions' helpers)",
@@ -515,10 +573,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             state.open_connections(),
         ),
     ];
-    match state
-        .metrics()
-        .encode_with_live(&upstreams, state.sessions().len(), &live)
-    {
+    if let Some(fleet) = state.fleet() {
+        live.extend(fleet.gauges(state.metrics().audit_sink().dropped()));
+    }
+    let replica = state.fleet().map(|f| f.store().replica().to_string());
+    match state.metrics().encode_replica(
+        &upstreams,
+        state.sessions().len(),
+        &live,
+        replica.as_deref(),
+    ) {
         Ok(text) => {
             let text = match readable {
                 Readable::All => text,

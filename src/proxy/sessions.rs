@@ -6,6 +6,10 @@
 //! finds a session for the key that made it (another key's session id is answered as
 //! unknown), the requests in flight per session (at most [`MAX_IN_FLIGHT_PER_SESSION`],
 //! so `notifications/cancelled` can stop them), and reaping of idle sessions.
+//!
+//! In a fleet (a store is attached) the ids are sealed records
+//! ([`super::session_seal`]): an id this replica does not hold is resumed from what it
+//! says, for its owner on its endpoint, and counted against the owner's cap here.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -144,6 +148,31 @@ impl Drop for InFlight {
 }
 
 impl DownstreamSession {
+    fn new(
+        id: String,
+        owner: Option<KeyDigest>,
+        quota: Quota,
+        scope: Scope,
+        protocol_version: &str,
+    ) -> DownstreamSession {
+        DownstreamSession {
+            id,
+            owner,
+            quota,
+            scope,
+            protocol_version: protocol_version.to_string(),
+            last_seen: Mutex::new(Instant::now()),
+            in_flight: Mutex::new(HashMap::new()),
+            next_call: std::sync::atomic::AtomicU64::new(0),
+            asked: Mutex::new(HashMap::new()),
+            next_ask: std::sync::atomic::AtomicU64::new(1),
+            log_level: std::sync::atomic::AtomicUsize::new(0),
+            subscribed: Mutex::new(std::collections::HashSet::new()),
+            client_capabilities: std::sync::OnceLock::new(),
+            closed: CancellationToken::new(),
+        }
+    }
+
     /// Records activity.
     pub fn touch(&self) {
         if let Ok(mut seen) = self.last_seen.lock() {
@@ -325,6 +354,8 @@ pub struct SessionStore {
     connections: Arc<Mutex<HashMap<Quota, usize>>>,
     max_per_key: usize,
     idle_timeout: Duration,
+    /// Seals ids so that other replicas resume them (a fleet); plain random ids without.
+    seal: std::sync::OnceLock<Arc<super::session_seal::SessionSeal>>,
 }
 
 impl SessionStore {
@@ -335,7 +366,13 @@ impl SessionStore {
             connections: Arc::default(),
             max_per_key,
             idle_timeout,
+            seal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Seals the ids of new sessions and resumes sealed ids made elsewhere (once).
+    pub fn set_seal(&self, seal: Arc<super::session_seal::SessionSeal>) {
+        let _ = self.seal.set(seal);
     }
 
     /// Makes a session for `owner`, a client at `address`: counted against the key's
@@ -356,24 +393,52 @@ impl SessionStore {
         if owned >= self.max_per_key {
             return Err(SessionError::TooMany);
         }
-        let session = Arc::new(DownstreamSession {
-            id: new_session_id(),
+        let id = match self.seal.get() {
+            Some(seal) => seal.issue(owner.as_ref(), &scope, protocol_version),
+            None => new_session_id(),
+        };
+        let session = Arc::new(DownstreamSession::new(
+            id,
             owner,
             quota,
             scope,
-            protocol_version: protocol_version.to_string(),
-            last_seen: Mutex::new(Instant::now()),
-            in_flight: Mutex::new(HashMap::new()),
-            next_call: std::sync::atomic::AtomicU64::new(0),
-            asked: Mutex::new(HashMap::new()),
-            next_ask: std::sync::atomic::AtomicU64::new(1),
-            log_level: std::sync::atomic::AtomicUsize::new(0),
-            subscribed: Mutex::new(std::collections::HashSet::new()),
-            client_capabilities: std::sync::OnceLock::new(),
-            closed: CancellationToken::new(),
-        });
+            protocol_version,
+        ));
         sessions.insert(session.id.clone(), session.clone());
         Ok(session)
+    }
+
+    /// A session another replica made, from its sealed id, when it belongs to `owner`
+    /// on `scope` and the owner's cap allows one more here.
+    fn resume(
+        &self,
+        id: &str,
+        owner: Option<&KeyDigest>,
+        scope: &Scope,
+    ) -> Option<Arc<DownstreamSession>> {
+        let resumable = self.seal.get()?.open(id)?;
+        if resumable.owner.as_ref() != owner || resumable.scope != *scope {
+            return None;
+        }
+        let quota = Quota::of(resumable.owner, None);
+        let mut sessions = self.sessions.write().ok()?;
+        if let Some(existing) = sessions.get(id) {
+            return Some(existing.clone());
+        }
+        let owned = sessions.values().filter(|s| s.quota == quota).count() + self.connected(&quota);
+        if owned >= self.max_per_key {
+            return None;
+        }
+        let session = Arc::new(DownstreamSession::new(
+            id.to_string(),
+            resumable.owner,
+            quota,
+            resumable.scope,
+            &resumable.protocol_version,
+        ));
+        sessions.insert(session.id.clone(), session.clone());
+        tracing::info!(session = %id, "resumed a session made by another replica");
+        Some(session)
     }
 
     fn connected(&self, quota: &Quota) -> usize {
@@ -417,7 +482,11 @@ impl SessionStore {
         owner: Option<&KeyDigest>,
         scope: &Scope,
     ) -> Option<Arc<DownstreamSession>> {
-        let session = self.sessions.read().ok()?.get(id).cloned()?;
+        let held = self.sessions.read().ok()?.get(id).cloned();
+        let session = match held {
+            Some(session) => session,
+            None => self.resume(id, owner, scope)?,
+        };
         (session.owner.as_ref() == owner && session.scope == *scope).then(|| {
             session.touch();
             session
@@ -426,14 +495,36 @@ impl SessionStore {
 
     /// Ends a session; returns it when it existed for this owner.
     pub fn remove(&self, id: &str, owner: Option<&KeyDigest>) -> Option<Arc<DownstreamSession>> {
+        let held = self.sessions.read().ok()?.contains_key(id);
+        if !held {
+            // Made elsewhere: resumed here to be ended (its endpoint is in the id).
+            let scope = self.seal.get()?.open(id)?.scope;
+            self.resume(id, owner, &scope)?;
+        }
         let mut sessions = self.sessions.write().ok()?;
         match sessions.get(id) {
             Some(session) if session.owner.as_ref() == owner => {
                 session.closed.cancel();
+                if let Some(seal) = self.seal.get() {
+                    seal.end(id);
+                }
                 sessions.remove(id)
             }
             _ => None,
         }
+    }
+
+    /// Ends the session another replica ended (its id's digest, hex), if this replica
+    /// holds it; returns it.
+    pub fn remove_ended(&self, digest_hex: &str) -> Option<Arc<DownstreamSession>> {
+        let mut sessions = self.sessions.write().ok()?;
+        let id = sessions
+            .keys()
+            .find(|id| super::session_seal::digest_hex(id) == digest_hex)?
+            .clone();
+        let session = sessions.remove(&id)?;
+        session.closed.cancel();
+        Some(session)
     }
 
     /// Ends every session idle for longer than the timeout; returns them.

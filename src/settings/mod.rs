@@ -140,6 +140,7 @@
 //! | `api_keys` | list, empty | the keys clients present |
 //! | `policies` | mapping | who may see and call which tool |
 //! | `oauth` | mapping, none | clients may sign in with an identity provider: see `oauth` |
+//! | `store` | mapping, none | keep servers, aliases, keys and policies in a database that the admin API changes at run time: see README.md ("The store and the admin API") |
 //!
 //! ## `servers[]`
 //!
@@ -327,6 +328,8 @@ pub struct Settings {
     pub max_sessions_per_key: usize,
     /// Whether callers may learn the names of servers they may not use.
     pub server_names: ServerNames,
+    /// The store of run-time state (`store`), when configured: see `crate::store`.
+    pub store: Option<crate::store::config::StoreSettings>,
 }
 
 /// One upstream server: its configuration and its options.
@@ -420,7 +423,8 @@ pub enum SettingsError {
     },
 }
 
-fn lines(problems: &[Problem]) -> String {
+/// One problem a line, as `SettingsError::Invalid` prints them.
+pub(crate) fn lines(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(Problem::to_string)
@@ -463,7 +467,17 @@ impl Settings {
             file: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &|name| std::env::var(name).ok())
+        let mut settings = Self::parse(&text, &|name| std::env::var(name).ok())?;
+        if let Some(crate::store::config::StoreSettings {
+            database: crate::store::config::Database::Sqlite { file },
+            ..
+        }) = settings.store.as_mut()
+        {
+            if file.is_relative() {
+                *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+            }
+        }
+        Ok(settings)
     }
 
     /// Validates the text of a settings file, taking `${NAME}` from `env`.

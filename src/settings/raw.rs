@@ -85,6 +85,7 @@ pub(super) struct RawSettings {
     pub(super) api_keys: Field<Vec<Node<RawApiKey>>>,
     pub(super) policies: Field<RawPolicies>,
     pub(super) oauth: Field<RawOAuth>,
+    pub(super) store: Field<RawStore>,
 }
 
 #[derive(Deserialize)]
@@ -228,4 +229,14 @@ pub(super) struct RawIntrospection {
 pub(super) struct RawRegistration {
     pub(super) client_id: Field<String>,
     pub(super) client_secret: Field<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "the store: a mapping with database_url or sqlite_file")]
+pub(super) struct RawStore {
+    pub(super) database_url: Field<String>,
+    pub(super) sqlite_file: Field<String>,
+    pub(super) seal_keys: Field<Vec<String>>,
+    pub(super) replica: Field<String>,
+    pub(super) audit_retention_days: Field<u64>,
 }

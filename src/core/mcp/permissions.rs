@@ -19,6 +19,10 @@
 //!
 //! API keys are held only as SHA-256 digests, so neither memory dumps nor `Debug` output
 //! show them.
+//!
+//! [`LivePermissions`] is the service's handle on the manager in force: the admin API
+//! swaps in a whole new manager at once (readers take a snapshot and never see half a
+//! change, and no lock is held while they decide).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -321,6 +325,48 @@ impl KeyDigest {
 impl fmt::Debug for KeyDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyDigest({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// The manager in force, replaced whole when the configuration changes. Cheap to clone
+/// (clones share the same slot).
+#[derive(Clone, Default)]
+pub struct LivePermissions(std::sync::Arc<arc_swap::ArcSwap<PermissionManager>>);
+
+impl LivePermissions {
+    /// A slot holding `manager`.
+    pub fn new(manager: PermissionManager) -> Self {
+        LivePermissions(std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(
+            manager,
+        )))
+    }
+
+    /// The manager in force now.
+    pub fn load(&self) -> std::sync::Arc<PermissionManager> {
+        self.0.load_full()
+    }
+
+    /// Puts `manager` in force for every clone of this handle.
+    pub fn replace(&self, manager: PermissionManager) {
+        self.0.store(std::sync::Arc::new(manager));
+    }
+}
+
+impl fmt::Debug for LivePermissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.load().fmt(f)
+    }
+}
+
+impl From<std::sync::Arc<PermissionManager>> for LivePermissions {
+    fn from(manager: std::sync::Arc<PermissionManager>) -> Self {
+        LivePermissions(std::sync::Arc::new(arc_swap::ArcSwap::new(manager)))
+    }
+}
+
+impl From<PermissionManager> for LivePermissions {
+    fn from(manager: PermissionManager) -> Self {
+        LivePermissions::new(manager)
     }
 }
 

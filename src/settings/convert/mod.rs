@@ -10,6 +10,7 @@
 mod access;
 mod oauth;
 mod server;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -237,6 +238,10 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         );
     }
 
+    let store = self::store::convert_store(p, &root.key("store"), raw.store);
+    // With a store, a team or organisation exists by its policy (the admin API makes
+    // them before any key names them, and revoking a team's last key keeps its policy).
+    known.from_claims |= store.is_some();
     let permissions = convert_policies(p, &root.key("policies"), raw.policies, &known);
 
     Settings {
@@ -252,6 +257,7 @@ pub(super) fn convert(raw: RawSettings, p: &mut Problems) -> Settings {
         session_idle_timeout: Duration::from_secs(session_idle_timeout),
         max_sessions_per_key: usize::try_from(max_sessions_per_key).unwrap_or(usize::MAX),
         server_names,
+        store,
     }
 }
 
