@@ -583,16 +583,13 @@ async fn the_stateless_revision_on_the_same_endpoint() {
         assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
         assert!(body.get("result").is_none(), "{method}: {body}");
     }
-    // What discover advertises is what this revision serves here: no logging, no
-    // list_changed or subscribe without subscriptions/listen.
+    // What discover advertises is what this revision serves here: no logging;
+    // list_changed and subscribe on subscriptions/listen (tests/service_listen.rs).
     let capabilities = &discovered["result"]["capabilities"];
     assert!(capabilities.get("logging").is_none(), "{capabilities}");
-    assert!(
-        capabilities["tools"].get("listChanged").is_none(),
-        "{capabilities}"
-    );
-    assert!(
-        capabilities["resources"].get("subscribe").is_none(),
+    assert_eq!(capabilities["tools"]["listChanged"], true, "{capabilities}");
+    assert_eq!(
+        capabilities["resources"]["subscribe"], true,
         "{capabilities}"
     );
     gw.stop().await;

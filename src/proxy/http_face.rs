@@ -657,6 +657,9 @@ impl PostContext {
                 &protocol::response(id, self.state.handler().discover_result()),
             );
         }
+        if method == super::listen::METHOD {
+            return super::listen::serve(&self.state, self.identity, self.scope, id, &params).await;
+        }
         // A client that can answer questions, calling a session-era upstream, is bridged
         // (its questions become our `input_required` rounds); a stateless upstream's own
         // rounds pass through `run` as they are.
