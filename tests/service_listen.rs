@@ -225,3 +225,85 @@ async fn listen_acknowledges_tags_and_gives_back_its_subscriptions() {
     all_task.abort();
     gw.stop().await;
 }
+
+/// A legacy HTTP+SSE client that subscribes and then drops its stream gives its
+/// subscription back upstream (issue 9's left-over).
+#[tokio::test]
+async fn an_sse_client_that_disconnects_gives_up_its_subscriptions() {
+    let upstream = ServerProcess::fixture(&[]);
+    let gw = InProcessGateway::serve(&format!(
+        "listen: 127.0.0.1:0\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\n",
+        upstream.port
+    ))
+    .await;
+    let mut stream = reqwest::Client::new()
+        .get(gw.url("/sse"))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let reader = tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                        .unwrap_or_default()
+                };
+                let _ = tx.send((field("event:"), field("data:")));
+            }
+        }
+    });
+    let (event, endpoint) = next_event(&mut rx).await;
+    assert_eq!(event, "endpoint");
+    let post = |body: Value| {
+        reqwest::Client::new()
+            .post(gw.url(&endpoint))
+            .header("Content-Type", "application/json")
+            .json(&body)
+            .send()
+    };
+    post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+    .await
+    .unwrap();
+    let (_, initialized) = next_event(&mut rx).await;
+    assert!(initialized.contains("\"protocolVersion\""), "{initialized}");
+    post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await
+        .unwrap();
+    post(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe",
+        "params": {"uri": "mcpgw://fx/fixture://hello"}}),
+    )
+    .await
+    .unwrap();
+    let (_, subscribed) = next_event(&mut rx).await;
+    let subscribed: Value = serde_json::from_str(&subscribed).unwrap();
+    assert_eq!(subscribed["id"], 2);
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    assert!(common::method_count(&upstream, "resources/subscribe").await >= 1);
+    assert_eq!(
+        common::method_count(&upstream, "resources/unsubscribe").await,
+        0
+    );
+    reader.abort();
+    wait_stats(&upstream, "the SSE client's subscription given back", |s| {
+        s["methods"]["resources/unsubscribe"].as_u64() >= Some(1)
+    })
+    .await;
+    gw.stop().await;
+}
+
+async fn next_event(rx: &mut UnboundedReceiver<(String, String)>) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an SSE event within 10 s")
+        .expect("the SSE stream is open")
+}
