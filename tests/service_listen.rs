@@ -98,14 +98,20 @@ async fn wait_stats(upstream: &ServerProcess, what: &str, check: impl Fn(&Value)
     );
 }
 
-#[tokio::test]
-async fn listen_acknowledges_tags_and_gives_back_its_subscriptions() {
+/// The dual-era Rust fixture, and a gateway in front of it as `fx`.
+async fn gateway() -> (ServerProcess, InProcessGateway) {
     let upstream = ServerProcess::fixture(&[]);
     let gw = InProcessGateway::serve(&format!(
         "listen: 127.0.0.1:0\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\n",
         upstream.port
     ))
     .await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn listen_acknowledges_tags_and_gives_back_its_subscriptions() {
+    let (upstream, gw) = gateway().await;
     let base = gw.base.clone();
 
     // What discover advertises is what is served.
@@ -230,12 +236,7 @@ async fn listen_acknowledges_tags_and_gives_back_its_subscriptions() {
 /// subscription back upstream (issue 9's left-over).
 #[tokio::test]
 async fn an_sse_client_that_disconnects_gives_up_its_subscriptions() {
-    let upstream = ServerProcess::fixture(&[]);
-    let gw = InProcessGateway::serve(&format!(
-        "listen: 127.0.0.1:0\nservers:\n  - name: fx\n    url: http://127.0.0.1:{}/mcp\n",
-        upstream.port
-    ))
-    .await;
+    let (upstream, gw) = gateway().await;
     let mut stream = reqwest::Client::new()
         .get(gw.url("/sse"))
         .header("Accept", "text/event-stream")
