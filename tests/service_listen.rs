@@ -43,8 +43,11 @@ async fn listen(
     path: &str,
     id: u64,
     filter: Value,
-) -> (UnboundedReceiver<Value>, tokio::task::JoinHandle<()>) {
-    let mut response = modern(
+) -> (
+    UnboundedReceiver<(String, String)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let response = modern(
         base,
         path,
         id,
@@ -59,29 +62,45 @@ async fn listen(
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
+    sse_events(response)
+}
+
+/// The `(event, data)` of each SSE event of `response`, until it ends or the task is
+/// aborted (which disconnects).
+fn sse_events(
+    mut response: reqwest::Response,
+) -> (
+    UnboundedReceiver<(String, String)>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         let mut buffer = String::new();
         while let Ok(Some(chunk)) = response.chunk().await {
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                for data in event.lines().filter_map(|l| l.strip_prefix("data: ")) {
-                    if let Ok(message) = serde_json::from_str(data) {
-                        let _ = tx.send(message);
-                    }
-                }
+                let block: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                        .unwrap_or_default()
+                };
+                let _ = tx.send((field("event:"), field("data:")));
             }
         }
     });
     (rx, task)
 }
 
-async fn next(rx: &mut UnboundedReceiver<Value>) -> Value {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("a message on the listen stream within 10 s")
-        .expect("the listen stream is open")
+/// The next JSON-RPC message on a listen stream (keep-alive comments skipped).
+async fn next(rx: &mut UnboundedReceiver<(String, String)>) -> Value {
+    loop {
+        let (_, data) = next_event(rx).await;
+        if let Ok(message) = serde_json::from_str(&data) {
+            return message;
+        }
+    }
 }
 
 /// Polls the fixture's `/stats` until `check` holds (10 s).
@@ -237,30 +256,14 @@ async fn listen_acknowledges_tags_and_gives_back_its_subscriptions() {
 #[tokio::test]
 async fn an_sse_client_that_disconnects_gives_up_its_subscriptions() {
     let (upstream, gw) = gateway().await;
-    let mut stream = reqwest::Client::new()
+    let stream = reqwest::Client::new()
         .get(gw.url("/sse"))
         .header("Accept", "text/event-stream")
         .send()
         .await
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
-    let reader = tokio::spawn(async move {
-        let mut buffer = String::new();
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-                        .unwrap_or_default()
-                };
-                let _ = tx.send((field("event:"), field("data:")));
-            }
-        }
-    });
+    let (mut rx, reader) = sse_events(stream);
     let (event, endpoint) = next_event(&mut rx).await;
     assert_eq!(event, "endpoint");
     let post = |body: Value| {
