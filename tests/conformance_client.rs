@@ -24,18 +24,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// Scored scenarios that fail for reasons outside OAuth, in the library's protocol
 /// handling (issue 9): (revision, scenario, why).
-const KNOWN_NON_AUTH: &[(&str, &str, &str)] = &[
-    (
-        "2025-11-25",
-        "elicitation-sep1034-client-defaults",
-        "timing: when the call's POST goes out before the session's GET stream is open, the server's elicitation (sent on the GET stream) is lost and the call times out; passes when the GET stream is open first",
-    ),
-    (
-        "2026-07-28",
-        "request-metadata",
-        "warning sep-2575-client-retry-supported-version: the client does not retry with another supported version when its first is refused",
-    ),
-];
+const KNOWN_NON_AUTH: &[(&str, &str, &str)] = &[];
 
 /// The extensions that must pass at both revisions.
 const REQUIRED_EXTENSIONS: &[&str] = &[

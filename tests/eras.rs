@@ -192,3 +192,34 @@ fn a_stateless_client_gets_the_upstreams_own_rounds_and_its_progress() {
     assert_eq!(text(&calls[1]), "multi-round complete");
     assert_progress(&calls[2]);
 }
+
+/// The 2.x client's `Client.listen` through `/mcp/conf`: the gateway's acknowledgement
+/// is what the SDK accepts, naming the tools flag and the resource it subscribed over the
+/// upstream's shared session; a second listen after the first closed is served too.
+#[test]
+fn a_stateless_clients_listen_is_acknowledged() {
+    let stack = Stack::start();
+    let url = stack.gateway.url("/mcp/conf");
+    let mut command = Command::new(python_mcp2());
+    command
+        .arg(repo_root().join("tests/clients/py2_listen_client.py"))
+        .args([url.as_str(), "test://static-text"]);
+    let (status, stdout, stderr) = run_bounded(command, CLIENT_LIMIT, "py2_listen_client.py");
+    assert!(status.success(), "{status}\n{stderr}");
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report\n{stdout}\n{stderr}"));
+    assert_eq!(report["error"], Value::Null, "{report}\n{stderr}");
+    assert_eq!(
+        report["honored"],
+        serde_json::json!({"toolsListChanged": true, "resourceSubscriptions": ["test://static-text"]}),
+        "{report}"
+    );
+    assert_eq!(
+        report["again"],
+        serde_json::json!({"promptsListChanged": true}),
+        "{report}"
+    );
+}

@@ -583,16 +583,13 @@ async fn the_stateless_revision_on_the_same_endpoint() {
         assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
         assert!(body.get("result").is_none(), "{method}: {body}");
     }
-    // What discover advertises is what this revision serves here: no logging, no
-    // list_changed or subscribe without subscriptions/listen.
+    // What discover advertises is what this revision serves here: no logging;
+    // list_changed and subscribe on subscriptions/listen (tests/service_listen.rs).
     let capabilities = &discovered["result"]["capabilities"];
     assert!(capabilities.get("logging").is_none(), "{capabilities}");
-    assert!(
-        capabilities["tools"].get("listChanged").is_none(),
-        "{capabilities}"
-    );
-    assert!(
-        capabilities["resources"].get("subscribe").is_none(),
+    assert_eq!(capabilities["tools"]["listChanged"], true, "{capabilities}");
+    assert_eq!(
+        capabilities["resources"]["subscribe"], true,
         "{capabilities}"
     );
     gw.stop().await;
@@ -1176,5 +1173,54 @@ policies:
         .call("/mcp", "sk-all", &session, json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"cursor": "garbage"}}))
         .await;
     assert_eq!(body["error"]["code"], -32602);
+    gw.stop().await;
+}
+
+/// JSON-RPC batches are served only in a session that negotiated 2025-03-26.
+#[tokio::test]
+async fn batches_only_for_2025_03_26_sessions() {
+    let gw = Gateway::start("").await;
+    let response = gw
+        .post("/mcp/fx", Some("sk-alice"))
+        .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    let old = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["protocolVersion"], "2025-03-26");
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "in a batch"}}}
+    ]);
+    let send = |session: String, version: &'static str| {
+        gw.post("/mcp/fx", Some("sk-alice"))
+            .header("Mcp-Session-Id", session)
+            .header("MCP-Protocol-Version", version)
+            .json(&batch)
+            .send()
+    };
+    let answered = send(old, "2025-03-26").await.unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    let answers: Value = answered.json().await.unwrap();
+    let answers = answers.as_array().expect("an array of answers");
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0]["id"], 1);
+    assert!(answers[0]["result"]["tools"].is_array(), "{answers:?}");
+    assert_eq!(answers[1]["id"], "b");
+    assert_eq!(answers[1]["result"]["content"][0]["text"], "in a batch");
+    // A 2025-11-25 session: refused as before.
+    let new = gw.session("/mcp/fx", "sk-alice").await;
+    let refused = send(new, "2025-11-25").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        -32600
+    );
     gw.stop().await;
 }

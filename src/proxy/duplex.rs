@@ -421,8 +421,9 @@ impl Session {
 
     /// Gives up the session's subscriptions, so an upstream stops sending updates
     /// nobody reads (bounded by [`UNSUBSCRIBE_WAIT`]).
-    async fn unsubscribe_all(self) {
-        if self.subscribed.is_empty() {
+    async fn unsubscribe_all(mut self) {
+        let subscribed = std::mem::take(&mut self.subscribed);
+        if subscribed.is_empty() {
             return;
         }
         let ctx = RequestContext {
@@ -431,7 +432,7 @@ impl Session {
             progress: None,
         };
         let handler = self.state.handler();
-        let all = futures::future::join_all(self.subscribed.iter().map(|uri| {
+        let all = futures::future::join_all(subscribed.iter().map(|uri| {
             let params = json!({"uri": uri});
             let ctx = &ctx;
             async move {
@@ -439,6 +440,26 @@ impl Session {
             }
         }));
         let _ = tokio::time::timeout(UNSUBSCRIBE_WAIT, all).await;
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped before [`run`] finished (the legacy SSE face drives it inside
+    /// the client's stream, which goes when the client disconnects) still gives its
+    /// subscriptions back upstream, in the background.
+    fn drop(&mut self) {
+        if self.subscribed.is_empty() {
+            return;
+        }
+        let uris: Vec<String> = self.subscribed.drain().collect();
+        let handler = self.state.handler().clone();
+        let scope = self.scope.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let release = handler.release_subscriptions(&scope, &uris);
+                let _ = tokio::time::timeout(UNSUBSCRIBE_WAIT, release).await;
+            });
+        }
     }
 }
 

@@ -389,13 +389,18 @@ impl McpHandler {
     }
 
     /// The `server/discover` result (stateless revision). Its capabilities are what the
-    /// gateway serves in that revision: no `logging` (removed), and no `listChanged` or
-    /// `subscribe` while `subscriptions/listen` is not served on this face.
+    /// gateway serves in that revision: no `logging` (removed); `listChanged` and
+    /// `subscribe` on `subscriptions/listen` (`super::listen`).
     pub fn discover_result(&self) -> Value {
         json!({
             "resultType": "complete",
             "supportedVersions": protocol::SUPPORTED_VERSIONS,
-            "capabilities": {"tools": {}, "resources": {}, "prompts": {}, "completions": {}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "prompts": {"listChanged": true},
+                "completions": {},
+            },
             "serverInfo": {"name": self.server_name, "version": env!("CARGO_PKG_VERSION")},
             "ttlMs": 0,
             "cacheScope": "private",

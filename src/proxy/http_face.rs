@@ -336,7 +336,7 @@ async fn handle_post(
     body: Bytes,
 ) -> Response {
     let path = endpoint_path("mcp", server.as_deref());
-    let (identity, scope) = match admit(&state, "mcp", server, &headers).await {
+    let (identity, scope) = match admit(&state, "mcp", server.clone(), &headers).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -359,6 +359,21 @@ async fn handle_post(
             -32600,
             "Not Acceptable: accept application/json and text/event-stream",
         );
+    }
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        if let Some(response) = batch(
+            &state,
+            server.as_deref(),
+            address,
+            &headers,
+            &identity,
+            &scope,
+            &body,
+        )
+        .await
+        {
+            return response;
+        }
     }
     let message = match Incoming::parse_from_client(&body) {
         Ok(message) => message,
@@ -432,6 +447,86 @@ async fn handle_post(
             }
         }
     }
+}
+
+/// Messages one batch may hold.
+pub const MAX_BATCH: usize = 64;
+
+/// A JSON-RPC batch (an array) in a session that negotiated 2025-03-26, the one revision
+/// that has them: each message is handled as if POSTed alone (answered as JSON), and the
+/// answers come back as one array (HTTP 202 when there are none). `None` for anything
+/// else, which is then refused as a single message would be.
+async fn batch(
+    state: &AppState,
+    server: Option<&str>,
+    address: ClientAddress,
+    headers: &HeaderMap,
+    identity: &Identity,
+    scope: &Scope,
+    body: &Bytes,
+) -> Option<Response> {
+    let id = header(headers, SESSION_HEADER)?;
+    let session = state.sessions().get(id, identity.digest.as_ref(), scope)?;
+    if session.protocol_version != "2025-03-26" {
+        return None;
+    }
+    let items: Vec<Box<serde_json::value::RawValue>> = serde_json::from_slice(body).ok()?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Some(error_response(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            protocol::INVALID_REQUEST,
+            &format!("Invalid Request: a batch holds 1 to {MAX_BATCH} messages"),
+        ));
+    }
+    let mut one = headers.clone();
+    one.insert(
+        axum::http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    let mut answers: Vec<Bytes> = Vec::new();
+    for item in items {
+        let response = Box::pin(handle_post(
+            state.clone(),
+            server.map(str::to_string),
+            address,
+            one.clone(),
+            Bytes::from(item.get().to_string()),
+        ))
+        .await;
+        if response.status() == StatusCode::ACCEPTED {
+            continue;
+        }
+        // Bounded: a message's answer is at most what one call may return.
+        match axum::body::to_bytes(response.into_body(), usize::MAX).await {
+            Ok(bytes) if !bytes.is_empty() => answers.push(bytes),
+            _ => {}
+        }
+    }
+    if answers.is_empty() {
+        return Some(StatusCode::ACCEPTED.into_response());
+    }
+    let mut out =
+        Vec::with_capacity(answers.iter().map(Bytes::len).sum::<usize>() + answers.len() + 1);
+    out.push(b'[');
+    for (i, answer) in answers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(answer);
+    }
+    out.push(b']');
+    Some(
+        (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            out,
+        )
+            .into_response(),
+    )
 }
 
 /// Everything a request's handling needs.
@@ -656,6 +751,9 @@ impl PostContext {
                 StatusCode::OK,
                 &protocol::response(id, self.state.handler().discover_result()),
             );
+        }
+        if method == super::listen::METHOD {
+            return super::listen::serve(&self.state, self.identity, self.scope, id, &params).await;
         }
         // A client that can answer questions, calling a session-era upstream, is bridged
         // (its questions become our `input_required` rounds); a stateless upstream's own

@@ -31,6 +31,7 @@ pub mod duplex;
 pub mod handler;
 pub mod http_face;
 pub mod input_required;
+pub mod listen;
 pub mod listener;
 pub mod ops;
 pub mod per_user;

@@ -1382,9 +1382,18 @@ impl McpServer {
             protocol_version: Some(protocol::STATELESS_VERSION.to_string()),
             stateless: true,
         });
-        let result = self
-            .handshake_request(session, protocol::METHOD_DISCOVER, Value::Object(params))
+        let params = Value::Object(params);
+        let mut result = self
+            .handshake_request(session, protocol::METHOD_DISCOVER, params.clone())
             .await;
+        // -32022 whose `supported` lists the stateless revision we sent: the spec's "pick
+        // a version from `supported` that you also speak and retry", once.
+        if matches!(&result, Err(error) if refused_but_supports(error, protocol::STATELESS_VERSION))
+        {
+            result = self
+                .handshake_request(session, protocol::METHOD_DISCOVER, params)
+                .await;
+        }
         let result = match result {
             Ok(result) => result,
             Err(error) => {
@@ -1463,7 +1472,7 @@ impl McpServer {
                     message: "the server forgot the session right after initialize".to_string(),
                 },
             })?;
-        session.connection.start_listening();
+        session.connection.start_listening().await;
         Ok(Negotiation {
             protocol_version: version,
             stateless: false,
@@ -1471,6 +1480,16 @@ impl McpServer {
             server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
         })
     }
+}
+
+/// Whether `error` is an UnsupportedProtocolVersion (`-32022`) whose `supported` lists
+/// `version`.
+fn refused_but_supports(error: &McpError, version: &str) -> bool {
+    matches!(error, McpError::Rpc { code: -32022, data: Some(data), .. }
+        if data
+            .get("supported")
+            .and_then(Value::as_array)
+            .is_some_and(|v| v.iter().any(|s| s.as_str() == Some(version))))
 }
 
 /// Whether a failed `server/discover` means "this server predates the stateless
@@ -1613,6 +1632,13 @@ mod tests {
         assert!(!falls_back_to_initialize(&rpc(-32022, None)));
         assert!(!falls_back_to_initialize(&rpc(-32020, None)));
         assert!(falls_back_to_initialize(&rpc(-32601, None)));
+        let stateless = rpc(
+            -32022,
+            Some(json!({"supported": ["2026-07-28"], "requested": "2026-07-28"})),
+        );
+        assert!(refused_but_supports(&stateless, "2026-07-28"));
+        assert!(!refused_but_supports(&common, "2026-07-28"));
+        assert!(!refused_but_supports(&rpc(-32022, None), "2026-07-28"));
     }
 
     #[test]

@@ -43,6 +43,9 @@ const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const MAX_RESUMPTIONS: u32 = 16;
 /// A GET stream that lasted this long was healthy, even without a message.
 const HEALTHY_STREAM: Duration = Duration::from_secs(30);
+/// How long [`HttpConnection::start_listening`] waits for the server to answer the
+/// first GET (open it, or refuse it) before the session's first request goes out.
+pub(crate) const LISTEN_READY_WAIT: Duration = Duration::from_secs(2);
 
 /// What reading one reply (a POST's, or a resumed stream) found.
 #[derive(Debug, Default)]
@@ -238,19 +241,28 @@ impl HttpConnection {
     }
 
     /// Opens the GET stream for server-initiated messages, once, in the background; a
-    /// server that answers 405 does not offer one.
-    pub(crate) fn start_listening(&self) {
+    /// server that answers 405 does not offer one. Waits (at most [`LISTEN_READY_WAIT`])
+    /// until the server has answered that first GET, so that a request sent next, whose
+    /// handling may send a server request on the GET stream, does not find it closed.
+    pub(crate) async fn start_listening(&self) {
         if self.listening.swap(true, Ordering::SeqCst) {
             return;
         }
         let shared = self.shared.clone();
         let cancel = self.cancel.clone();
+        let (answered, ready) = tokio::sync::oneshot::channel();
         self.tasks.spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
-                () = shared.listen() => {}
+                () = shared.listen(Some(answered)) => {}
             }
         });
+        if tokio::time::timeout(LISTEN_READY_WAIT, ready)
+            .await
+            .is_err()
+        {
+            tracing::debug!(server = %self.shared.server_name, "the GET stream is not answered yet; going on without it");
+        }
     }
 
     /// Ends the session with DELETE (bounded to 2 s) and stops the GET stream.
@@ -415,7 +427,8 @@ impl Shared {
 
     /// The GET stream: receives server-initiated messages until cancelled, reconnecting
     /// with backoff (resuming with `Last-Event-ID`) when the stream drops.
-    async fn listen(&self) {
+    /// `answered` fires once the server has answered the first GET, whatever it said.
+    async fn listen(&self, mut answered: Option<tokio::sync::oneshot::Sender<()>>) {
         let mut failures = 0u32;
         let mut last_event_id: Option<String> = None;
         loop {
@@ -433,6 +446,9 @@ impl Shared {
                     request
                 })
                 .await;
+            if let Some(answered) = answered.take() {
+                let _ = answered.send(());
+            }
             match result {
                 Ok(response) if response.status().is_success() => {
                     let opened = tokio::time::Instant::now();

@@ -185,10 +185,11 @@ impl Connection {
     }
 
     /// Starts receiving server-initiated messages where the transport needs a separate
-    /// channel for them (the GET stream of streamable HTTP).
-    pub(crate) fn start_listening(&self) {
+    /// channel for them (the GET stream of streamable HTTP), and waits, briefly, until
+    /// that channel is open or refused.
+    pub(crate) async fn start_listening(&self) {
         if let Connection::Http(c) = self {
-            c.start_listening();
+            c.start_listening().await;
         }
     }
 
