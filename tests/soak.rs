@@ -199,6 +199,21 @@ async fn stateless(client: &reqwest::Client, gw: &str, method: &str, params: Val
     }
 }
 
+/// The JSON-RPC response in a streamable HTTP reply, which may be JSON or an SSE stream
+/// (the gateway streams when the upstream sends notifications during the call, such as
+/// the fixture's log line for each call over a session): the one message with an `id`.
+async fn reply_of(response: reqwest::Response) -> Result<Value, String> {
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if let Ok(v) = serde_json::from_str::<Value>(&body) {
+        return Ok(v);
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .ok_or_else(|| format!("no response in the reply: {body:.200}"))
+}
+
 /// Streamable HTTP in the session era: initialize, list, call; DELETE or abandon.
 async fn http_session(client: &reqwest::Client, gw: &str, n: u64, tally: &Tally) {
     let post = |body: Value, session: Option<String>| {
@@ -241,7 +256,7 @@ async fn http_session(client: &reqwest::Client, gw: &str, n: u64, tally: &Tally)
     )
     .await;
     match list {
-        Ok(r) => match r.json::<Value>().await {
+        Ok(r) => match reply_of(r).await {
             Ok(v)
                 if v["result"]["tools"]
                     .as_array()
@@ -260,7 +275,7 @@ async fn http_session(client: &reqwest::Client, gw: &str, n: u64, tally: &Tally)
     )
     .await;
     match call {
-        Ok(r) => match r.json::<Value>().await {
+        Ok(r) => match reply_of(r).await {
             Ok(v) if text_of(&v) == Some(text.as_str()) => tally.ok(),
             other => tally.fail(format!("http session call: {other:?}")),
         },
