@@ -122,7 +122,7 @@ impl AppState {
                             })
                             .collect(),
                     )
-                    .with_per_user(per_user::PerUserServers::in_memory(settings))
+                    .with_per_user(per_user::PerUserServers::new(settings))
                     .with_private_server_names(settings.server_names == ServerNames::Private),
                 auth: Authenticator::new(
                     KeyRing::new(settings.api_keys.clone()),
@@ -281,10 +281,16 @@ impl AppState {
         let _ = self.inner.announcements.send(announcement);
     }
 
-    /// Attaches the store and the admin API, and starts the fleet's background work
-    /// (change notices, store health, audit retention). Once; later calls do nothing.
+    /// Attaches the store and the admin API, keeps per-user tokens in the store, and starts
+    /// the fleet's background work (change notices, store health, audit retention). Once;
+    /// later calls do nothing.
     pub fn attach_fleet(&self, fleet: Arc<crate::admin::Fleet>) {
         if self.inner.fleet.set(fleet.clone()).is_ok() {
+            // Per-user tokens in the database from now on (sealed, shared by the replicas).
+            self.inner
+                .handler
+                .per_user()
+                .keep_tokens_in(Arc::new(fleet.store().clone()));
             let (seal, ended) = session_seal::SessionSeal::new(fleet.store().seal().clone());
             let seal = Arc::new(seal);
             self.inner.sessions.set_seal(seal.clone());

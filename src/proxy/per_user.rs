@@ -7,16 +7,18 @@
 //! Owns the mapping from a downstream identity to the subject its upstream tokens are
 //! kept under: the hex digest of its API key, or of its token's issuer and subject, so
 //! that no key and no name reaches the token store. The OAuth work and the tokens are the
-//! library's ([`UserAuthorizations`] over a [`TokenStore`]); the store plugs in here
-//! (in memory by default; the service's database store at merge).
+//! library's ([`UserAuthorizations`] over a [`TokenStore`]). Where the tokens live is
+//! [`ServiceTokens`]: in memory until the service attaches its store (the `store:`
+//! section), in the store's database (sealed) from then on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::handler::Identity;
@@ -31,17 +33,79 @@ use crate::settings::Settings;
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 const METHOD_AUTHORIZE: &str = "servers/authorize";
 
+/// Where the service keeps per-user tokens: in memory (at most
+/// [`crate::core::mcp::auth::per_user::MAX_MEMORY_TOKENS`], lost at restart) until a
+/// durable store is attached, in that store from then on. The service attaches its
+/// database store before it serves, so no token is kept in both.
+#[derive(Default)]
+pub struct ServiceTokens {
+    durable: OnceLock<Arc<dyn TokenStore>>,
+    memory: MemoryTokenStore,
+}
+
+impl ServiceTokens {
+    fn current(&self) -> &dyn TokenStore {
+        match self.durable.get() {
+            Some(durable) => durable.as_ref(),
+            None => &self.memory,
+        }
+    }
+
+    /// Keeps tokens in `store` from now on; once (later calls change nothing). Returns
+    /// whether this call attached it.
+    pub fn attach(&self, store: Arc<dyn TokenStore>) -> bool {
+        self.durable.set(store).is_ok()
+    }
+
+    /// Whether tokens are kept in an attached store (rather than in memory).
+    pub fn is_durable(&self) -> bool {
+        self.durable.get().is_some()
+    }
+}
+
+impl TokenStore for ServiceTokens {
+    fn get<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        self.current().get(subject, server)
+    }
+
+    fn put<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+        blob: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        self.current().put(subject, server, blob)
+    }
+
+    fn remove<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        self.current().remove(subject, server)
+    }
+}
+
 /// The servers whose calls carry each caller's own token.
 #[derive(Default)]
 pub struct PerUserServers {
     servers: HashMap<String, Arc<UserAuthorizations>>,
     /// Where callers are told to go: the gateway's base URL.
     base_url: String,
+    /// Where the tokens live.
+    tokens: Arc<ServiceTokens>,
 }
 
 impl PerUserServers {
-    /// The per-user servers of `settings`, their tokens in `store`.
-    pub fn new(settings: &Settings, store: Arc<dyn TokenStore>) -> Self {
+    /// The per-user servers of `settings`, their tokens in memory until
+    /// [`PerUserServers::keep_tokens_in`] attaches a store.
+    pub fn new(settings: &Settings) -> Self {
+        let tokens = Arc::new(ServiceTokens::default());
+        let store: Arc<dyn TokenStore> = tokens.clone();
         let base_url = settings
             .oauth
             .as_ref()
@@ -74,12 +138,21 @@ impl PerUserServers {
                 }
             }
         }
-        PerUserServers { servers, base_url }
+        PerUserServers {
+            servers,
+            base_url,
+            tokens,
+        }
     }
 
-    /// [`PerUserServers::new`] with tokens in memory only.
-    pub fn in_memory(settings: &Settings) -> Self {
-        Self::new(settings, Arc::new(MemoryTokenStore::default()))
+    /// Keeps the tokens in `store` (sealed in the service's database) from now on; once.
+    pub fn keep_tokens_in(&self, store: Arc<dyn TokenStore>) -> bool {
+        self.tokens.attach(store)
+    }
+
+    /// Where the tokens live.
+    pub fn tokens(&self) -> &ServiceTokens {
+        &self.tokens
     }
 
     /// Whether `server` is per-user.

@@ -3,9 +3,14 @@
 //! bound to their row (a blob copied to another subject or server does not open).
 //!
 //! What the bytes mean (access and refresh token, expiry) is the OAuth module's; this one
-//! only keeps them.
+//! only keeps them. [`Store`] is the library's [`TokenStore`] through this module, so a
+//! service with a store keeps per-user tokens in its database (sealed, across restarts,
+//! shared by its replicas).
 
+use futures::future::BoxFuture;
 use sqlx::Row;
+
+use crate::core::mcp::auth::per_user::TokenStore;
 
 use super::{now_ms, Store, StoreError};
 
@@ -78,5 +83,45 @@ impl Store {
                 .await,
         )?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// The library's per-user tokens in the database: each blob sealed to its row.
+impl TokenStore for Store {
+    fn get<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move {
+            self.user_token(subject, server)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+        blob: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.put_user_token(subject, server, &blob)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        subject: &'a str,
+        server: &'a str,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            self.delete_user_token(subject, server)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
