@@ -144,6 +144,10 @@ impl Drop for InFlight {
                 in_flight.remove(&self.key);
             }
         }
+        // Idle time counts from the end of the last request, not its start: a request
+        // that ran longer than the idle timeout must not leave the session to be reaped
+        // before the client's next request arrives.
+        self.session.touch();
     }
 }
 
